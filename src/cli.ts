@@ -1,0 +1,65 @@
+/**
+ * The entry point: builds the commander program, hands each command its context, and is the only
+ * place that turns errors into one clear line and an exit code.
+ */
+import { Command, CommanderError, Option } from "commander";
+import { createRequire } from "node:module";
+import { ExitCode, isVrError, oneLine } from "./core/errors.js";
+import { systemClock } from "./core/clock.js";
+import { Redactor, createLogger } from "./core/log.js";
+import type { CommandContext } from "./commands/context.js";
+import { defaultLayout } from "./commands/context.js";
+import { registerSync } from "./commands/sync.js";
+import { registerSchema } from "./commands/schema.js";
+
+const require = createRequire(import.meta.url);
+const { version } = require("../package.json") as { version: string };
+
+export async function main(argv: string[]): Promise<number> {
+  let exit: number = ExitCode.Ok;
+  const redactor = new Redactor();
+  const ctx: CommandContext = {
+    env: process.env,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    isTTY: process.stderr.isTTY === true,
+    clock: systemClock,
+    redactor,
+    logger: (level, format) => createLogger({ level, format, out: process.stderr, redactor }),
+    setExit: (c) => {
+      exit = c;
+    },
+  };
+  const program = new Command("vault-render")
+    .description("Render HashiCorp Vault secrets into files for Docker containers (AppRole, KV, atomic 0644/0755 writes).")
+    .version(version, "-V, --version")
+    .option("-l, --layout <file>", "layout file (env VAULT_RENDER_LAYOUT)", defaultLayout(process.env))
+    .option("-v, --verbose", "log a one-line summary per run and per change")
+    .option("--debug", "debug logging and stack traces on errors")
+    .addOption(new Option("--log-format <format>", "log line format").choices(["pretty", "json"]))
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
+
+  registerSync(program, ctx);
+  registerSchema(program, ctx);
+
+  const debug = argv.includes("--debug");
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help / --version exit through here with code 0; usage errors were already printed.
+      return e.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
+    }
+    const lines = oneLine(e).split("\n");
+    if (isVrError(e) && e.code === "LAYOUT_INVALID") {
+      for (const l of e.message.split("\n")) process.stderr.write(redactor.redact(`vault-render: ${l}`) + "\n");
+    } else {
+      for (const l of lines) process.stderr.write(redactor.redact(`vault-render: ${l}`) + "\n");
+    }
+    if (debug && e instanceof Error && e.stack) process.stderr.write(redactor.redact(e.stack) + "\n");
+    return isVrError(e) ? e.exit : ExitCode.Failed;
+  }
+  return exit;
+}

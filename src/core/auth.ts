@@ -1,0 +1,172 @@
+/**
+ * Token lifecycle. Reuse the cached token (lookup-self); renew it when renewable and past half
+ * its TTL; log in with AppRole only when the token is missing, invalid, or near its max TTL.
+ * The token lifecycle is separate from every secret's: a new token never re-fetches or re-issues.
+ */
+import path from "node:path";
+import { unlink } from "node:fs/promises";
+import { ExitCode, VrError } from "./errors.js";
+import type { ResolvedLayout } from "./layout/load.js";
+import type { Logger, Redactor } from "./log.js";
+import type { State } from "./state.js";
+import { keyedHash } from "./state.js";
+import type { VaultClient } from "./vault/client.js";
+import { VaultRequestError } from "./vault/client.js";
+import { readPrivate, writePrivate } from "./writer.js";
+
+export interface AuthContext {
+  layout: ResolvedLayout;
+  client: VaultClient;
+  log: Logger;
+  redactor: Redactor;
+  state: State;
+  hmacKey: Buffer;
+  /** Persist state now (used when the unwrapped secret_id must not be lost). */
+  saveState: () => Promise<void>;
+}
+
+export interface AuthResult {
+  token: string;
+  via: "cached" | "renewed" | "login";
+  ttl: number;
+}
+
+export function tokenFile(layout: ResolvedLayout): string {
+  return path.join(layout.agentDir, "token");
+}
+
+async function readSecretFile(file: string, what: string, redactor: Redactor): Promise<string> {
+  let buf: Buffer | null;
+  try {
+    buf = await readPrivate(file);
+  } catch (e) {
+    throw new VrError("AUTH_FILES", `cannot read the ${what} file ${file}`, { exit: ExitCode.Unavailable, cause: e });
+  }
+  if (!buf) {
+    throw new VrError("AUTH_FILES", `the ${what} file ${file} does not exist`, {
+      hint: what === "secret_id" ? "write a new secret_id there (vault write -f auth/approle/role/<role>/secret-id)" : "write the AppRole role_id there",
+      exit: ExitCode.Unavailable,
+    });
+  }
+  const v = buf.toString("utf8").trim();
+  if (!v) throw new VrError("AUTH_FILES", `the ${what} file ${file} is empty`, { exit: ExitCode.Unavailable });
+  redactor.add(v);
+  return v;
+}
+
+/** The secret_id to log in with; unwraps a response-wrapped one (checking where it was created). */
+async function resolveSecretId(ctx: AuthContext): Promise<string> {
+  const { layout, client, state, hmacKey, redactor, log } = ctx;
+  const file = layout.approle.secretIdFile;
+  const content = await readSecretFile(file, "secret_id", redactor);
+  if (!layout.approle.secretIdWrapped) return content;
+  if (state.secretIdPlainHash && keyedHash(hmacKey, content) === state.secretIdPlainHash) return content;
+
+  let creationPath: string | undefined;
+  try {
+    const res = await client.write("sys/wrapping/lookup", { token: content }, { noRetry: false });
+    creationPath = typeof res.data?.creation_path === "string" ? res.data.creation_path : undefined;
+  } catch (e) {
+    if (e instanceof VaultRequestError && !e.unavailable) {
+      throw new VrError("WRAPPING", `the secret_id file ${file} holds a wrapping token that is not valid, expired or already used`, {
+        hint: "a used wrapping token may mean someone intercepted it: investigate, then put a fresh wrapped secret_id there",
+        exit: ExitCode.Unavailable,
+      });
+    }
+    throw e;
+  }
+  const expected = new RegExp(`^auth/${layout.approle.mount.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/role/[^/]+/secret-id$`);
+  if (!creationPath || !expected.test(creationPath)) {
+    throw new VrError("WRAPPING", `the wrapping token in ${file} was created at "${creationPath ?? "?"}", not at auth/${layout.approle.mount}/role/<role>/secret-id: refusing to unwrap it`, {
+      hint: "only unwrap tokens that wrap an AppRole secret_id; someone may have substituted it",
+      exit: ExitCode.Unavailable,
+    });
+  }
+  const res = await client.write("sys/wrapping/unwrap", undefined, { token: content, noRetry: true });
+  const secretId = res.data?.secret_id;
+  if (typeof secretId !== "string" || !secretId) {
+    throw new VrError("WRAPPING", `the wrapping token in ${file} did not contain a secret_id`, { exit: ExitCode.Unavailable });
+  }
+  redactor.add(secretId);
+  // Record the plain secret_id's hash before replacing the file, so a crash in between never
+  // makes us treat the plain secret_id as a (used) wrapping token.
+  state.secretIdPlainHash = keyedHash(hmacKey, secretId);
+  await ctx.saveState();
+  if (!layout.approle.removeSecretIdFile) await writePrivate(file, secretId + "\n");
+  log.info({ file: path.basename(file) }, "unwrapped the response-wrapped secret_id");
+  return secretId;
+}
+
+export async function login(ctx: AuthContext): Promise<AuthResult> {
+  const { layout, client, redactor, log } = ctx;
+  const roleId = await readSecretFile(layout.approle.roleIdFile, "role_id", redactor);
+  const secretId = await resolveSecretId(ctx);
+  let res;
+  try {
+    res = await client.write(`auth/${layout.approle.mount}/login`, { role_id: roleId, secret_id: secretId });
+  } catch (e) {
+    if (e instanceof VaultRequestError && !e.unavailable) {
+      const msg = e.status === 400 ? "AppRole login failed: invalid role_id or secret_id (wrong, expired, or out of uses)" : `AppRole login failed: ${e.message}`;
+      throw new VrError("AUTH_FAILED", msg, {
+        hint: "issue a new secret_id (vault write -f auth/approle/role/<role>/secret-id) into agent-only/, or run vault-render rotate --secret-id while the token is still valid",
+        exit: ExitCode.Unavailable,
+      });
+    }
+    throw e;
+  }
+  const auth = res.auth;
+  if (!auth || typeof auth.client_token !== "string") {
+    throw new VrError("AUTH_FAILED", "AppRole login answered without a token", { exit: ExitCode.Unavailable });
+  }
+  redactor.add(auth.client_token);
+  await writePrivate(tokenFile(layout), auth.client_token + "\n");
+  client.setToken(auth.client_token);
+  if (layout.approle.removeSecretIdFile) {
+    await unlink(layout.approle.secretIdFile).catch(() => undefined);
+  }
+  log.info({ ttl: auth.lease_duration, renewable: auth.renewable }, "logged in with AppRole");
+  return { token: auth.client_token, via: "login", ttl: auth.lease_duration };
+}
+
+/**
+ * Make the client carry a usable token. Vault being down is an error (exit 3); an invalid
+ * cached token leads to a login.
+ */
+export async function authenticate(ctx: AuthContext): Promise<AuthResult> {
+  const { layout, client, redactor, log } = ctx;
+  const cached = (await readPrivate(tokenFile(layout)))?.toString("utf8").trim();
+  if (!cached) return login(ctx);
+  redactor.add(cached);
+  client.setToken(cached);
+  let info: Record<string, unknown>;
+  try {
+    const res = await client.read("auth/token/lookup-self");
+    info = res.data ?? {};
+  } catch (e) {
+    // lookup-self is granted to every valid token by the default policy: any 403 means the token is gone.
+    if (e instanceof VaultRequestError && (e.kind === "invalid-token" || e.kind === "permission")) {
+      log.info("cached token is no longer valid; logging in");
+      return login(ctx);
+    }
+    throw e;
+  }
+  const ttl = Number(info.ttl ?? 0);
+  const creationTtl = Number(info.creation_ttl ?? 0);
+  const renewable = info.renewable === true;
+  if (ttl === 0 && info.expire_time == null) return { token: cached, via: "cached", ttl: 0 };
+  const reloginBelow = Math.min(300, Math.max(1, Math.floor(creationTtl / 4)));
+  if (renewable && creationTtl > 0 && ttl < creationTtl / 2) {
+    try {
+      const res = await client.write("auth/token/renew-self", { increment: creationTtl });
+      const newTtl = Number(res.auth?.lease_duration ?? 0);
+      log.info({ ttl: newTtl }, "renewed the cached token");
+      if (newTtl >= reloginBelow) return { token: cached, via: "renewed", ttl: newTtl };
+    } catch (e) {
+      if (e instanceof VaultRequestError && e.unavailable) throw e;
+      log.info("renewing the cached token failed; logging in");
+    }
+    return login(ctx);
+  }
+  if (ttl < reloginBelow) return login(ctx);
+  return { token: cached, via: "cached", ttl };
+}

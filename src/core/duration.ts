@@ -1,0 +1,23 @@
+/** Durations as operators write them: "500ms", "30s", "5m", "1h30m", "2d", or bare seconds "90". */
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+export function parseDuration(text: string): number {
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
+  let total = 0;
+  let consumed = 0;
+  for (const m of text.matchAll(re)) {
+    total += Number(m[1]) * (UNIT_MS[m[2] as string] as number);
+    consumed += m[0].length;
+  }
+  if (consumed !== text.length || text.length === 0) throw new Error(`invalid duration "${text}"`);
+  return Math.round(total);
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  if (s < 172800) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86400)}d`;
+}

@@ -1,0 +1,102 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { parseBoolEnv, resolveLayoutText, validateLayout } from "./load.js";
+import { layoutJsonSchema } from "./schema.js";
+
+const base = () => ({
+  version: 1,
+  auth: { approle: { roleIdFile: "approle/role_id", secretIdFile: "approle/secret_id" } },
+  sources: { db: { type: "kv", mount: "secret", path: "db" } },
+  outputs: [{ file: "db.env", format: "env", keys: { DB_PASSWORD: "db.password" } }],
+});
+
+const issuesOf = (doc: unknown) => validateLayout(doc).issues.map((i) => `${i.path}: ${i.message}`);
+
+describe("layout validation", () => {
+  it("accepts the committed example layout", () => {
+    const doc: unknown = JSON.parse(readFileSync(new URL("../../../vault-layout.example.json", import.meta.url), "utf8"));
+    expect(issuesOf(doc)).toEqual([]);
+  });
+
+  it("names the JSON path of every offending field", () => {
+    const doc = base() as Record<string, unknown>;
+    (doc.auth as { approle: Record<string, unknown> }).approle = { roleIdFile: "r" };
+    doc.sources = { db: { type: "kv", mount: "secret/", path: "db" } };
+    doc.outputs = [
+      { file: "a.env", format: "env" },
+      { file: "b", format: "yaml" },
+      { file: "c", format: "raw", value: "db.password", extra: 1 },
+    ];
+    expect(issuesOf(doc)).toEqual([
+      "$.auth.approle.secretIdFile: required (expected string)",
+      "$.sources.db.mount: a mount path without a trailing /",
+      '$.outputs[0].keys: an env output needs "keys", "from" or both',
+      '$.outputs[1].format: expected one of "env", "raw", "json", "template"',
+      '$.outputs[2]: unknown field "extra"',
+    ]);
+  });
+
+  it("refuses path escapes, duplicates and unknown sources", () => {
+    const doc = base();
+    doc.outputs = [
+      { file: "../etc/passwd", format: "raw", value: "db.password" },
+      { file: "/abs", format: "raw", value: "db.password" },
+      { file: "a\nb", format: "raw", value: "db.password" },
+      { file: "x/./y", format: "raw", value: "db.password" },
+      { file: "ok", format: "raw", value: "db.password" },
+      { file: "ok", format: "raw", value: "db.password" },
+      { file: "other", format: "raw", value: "nope.password" },
+      { file: ".vault-render.tmp-x", format: "raw", value: "db.password" },
+    ] as never;
+    const issues = issuesOf(doc);
+    expect(issues).toEqual([
+      '$.outputs[0].file: must not contain "." or ".." segments (paths stay inside public/)',
+      "$.outputs[1].file: must be relative (no leading /)",
+      "$.outputs[2].file: must not contain control characters (NUL, newline, tab, ...)",
+      '$.outputs[3].file: must not contain "." or ".." segments (paths stay inside public/)',
+      '$.outputs[5].file: duplicate output file "ok" (also $.outputs[4])',
+      '$.outputs[6].value: unknown source "nope" (defined sources: db)',
+      "$.outputs[7].file: must not start with the reserved prefix .vault-render.tmp-",
+    ]);
+  });
+
+  it("refuses public/ and agent-only/ nested in each other", () => {
+    const doc = { ...base(), paths: { public: "tree", agentOnly: "tree/agent" } };
+    expect(() => resolveLayoutText("/srv/vault/layout.json", JSON.stringify(doc), {})).toThrow(/must be separate/);
+  });
+
+  it("resolves relative paths against the layout's directory and applies env overrides", () => {
+    const doc = { ...base(), vault: { address: "https://vault.lan:8200", caCert: "ca.pem", skipVerify: true } };
+    const l = resolveLayoutText("/srv/vault/layout.json", JSON.stringify(doc), {
+      VAULT_ADDR: "http://127.0.0.1:8200/",
+      VAULT_SKIP_VERIFY: "false",
+      VAULT_NAMESPACE: "team",
+      VAULT_CACERT: "/etc/ca.pem",
+      VAULT_TLS_SERVER_NAME: "vault.internal",
+    });
+    expect(l.publicDir).toBe("/srv/vault/public");
+    expect(l.agentDir).toBe("/srv/vault/agent-only");
+    expect(l.approle.secretIdFile).toBe("/srv/vault/agent-only/approle/secret_id");
+    expect(l.vault).toMatchObject({ address: "http://127.0.0.1:8200", skipVerify: false, namespace: "team", caCertFile: "/etc/ca.pem", tlsServerName: "vault.internal" });
+    const noEnv = resolveLayoutText("/srv/vault/layout.json", JSON.stringify(doc), {});
+    expect(noEnv.vault).toMatchObject({ address: "https://vault.lan:8200", skipVerify: true, caCertFile: "/srv/vault/ca.pem" });
+  });
+
+  it("parses VAULT_SKIP_VERIFY strictly like the official CLI (not like node-vault)", () => {
+    for (const t of ["1", "t", "T", "TRUE", "true", "True"]) expect(parseBoolEnv("X", t)).toBe(true);
+    for (const f of ["0", "f", "F", "FALSE", "false", "False"]) expect(parseBoolEnv("X", f)).toBe(false);
+    expect(parseBoolEnv("X", "")).toBeUndefined();
+    expect(() => parseBoolEnv("VAULT_SKIP_VERIFY", "yes")).toThrow(/could not parse VAULT_SKIP_VERIFY/);
+  });
+
+  it("reports invalid JSON with the layout file and no stack", () => {
+    expect(() => resolveLayoutText("/x/l.json", "{ nope", {})).toThrow(/\/x\/l\.json: \$: not valid JSON/);
+  });
+});
+
+describe("published JSON Schema", () => {
+  it("matches the committed schema/vault-layout.schema.json (run `npm run schema` after changing the zod schema)", () => {
+    const committed: unknown = JSON.parse(readFileSync(new URL("../../../schema/vault-layout.schema.json", import.meta.url), "utf8"));
+    expect(layoutJsonSchema()).toEqual(committed);
+  });
+});

@@ -1,0 +1,231 @@
+/**
+ * Layout loading: JSON parse, zod validation, semantic checks and resolution of paths and
+ * environment overrides into one `ResolvedLayout`. Validation is pure (`validateLayout`);
+ * `loadLayout` only adds the file read.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import type { z } from "zod";
+import { ExitCode, VrError } from "../errors.js";
+import { checkOutputPath } from "../paths.js";
+import { parseDuration } from "../duration.js";
+import { layoutSchema } from "./schema.js";
+import type { Layout, OutputSpec, SourceSpec } from "./schema.js";
+
+export interface LayoutIssue {
+  /** JSON path such as `$.outputs[2].file`. */
+  path: string;
+  message: string;
+}
+
+export interface VaultConnection {
+  address: string;
+  namespace: string | undefined;
+  caCertFile: string | undefined;
+  tlsServerName: string | undefined;
+  skipVerify: boolean;
+  timeoutMs: number;
+  retries: number;
+  concurrency: number;
+}
+
+export interface ResolvedLayout {
+  file: string;
+  /** The layout's text (public: used to tell the redactor what is not secret). */
+  text: string;
+  dir: string;
+  raw: Layout;
+  vault: VaultConnection;
+  approle: {
+    mount: string;
+    roleIdFile: string;
+    secretIdFile: string;
+    secretIdWrapped: boolean;
+    removeSecretIdFile: boolean;
+  };
+  publicDir: string;
+  agentDir: string;
+  sources: Map<string, SourceSpec>;
+  outputs: OutputSpec[];
+}
+
+export function jsonPath(p: ReadonlyArray<PropertyKey>): string {
+  let out = "$";
+  for (const seg of p) {
+    if (typeof seg === "number") out += `[${seg}]`;
+    else if (typeof seg === "string" && /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(seg)) out += `.${seg}`;
+    else out += `[${JSON.stringify(String(seg))}]`;
+  }
+  return out;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case "invalid_type":
+      return issue.input === undefined ? `required (expected ${issue.expected})` : `expected ${issue.expected}`;
+    case "unrecognized_keys":
+      return `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`;
+    case "invalid_value":
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    case "invalid_union":
+      if ("discriminator" in issue && issue.discriminator !== undefined) {
+        const opts = (issue as { options?: unknown[] }).options ?? [];
+        return `expected one of ${opts.map((v) => JSON.stringify(v)).join(", ")}`;
+      }
+      return issue.message;
+    case "invalid_format":
+      return issue.format === "url" ? "expected an http:// or https:// URL" : issue.message;
+    default:
+      return issue.message;
+  }
+}
+
+/** Pure validation of a parsed JSON document. Returns the typed layout or the list of issues. */
+export function validateLayout(doc: unknown): { layout: Layout; issues: [] } | { layout: null; issues: LayoutIssue[] } {
+  const parsed = layoutSchema.safeParse(doc);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({ path: jsonPath(i.path), message: describeIssue(i) }));
+    return { layout: null, issues };
+  }
+  const layout = parsed.data;
+  const issues: LayoutIssue[] = [];
+  const seen = new Map<string, number>();
+  layout.outputs.forEach((o, i) => {
+    const problem = checkOutputPath(o.file);
+    if (problem) {
+      issues.push({ path: jsonPath(["outputs", i, "file"]), message: problem });
+      return;
+    }
+    const norm = path.posix.normalize(o.file);
+    const prev = seen.get(norm);
+    if (prev !== undefined) {
+      issues.push({ path: jsonPath(["outputs", i, "file"]), message: `duplicate output file "${norm}" (also $.outputs[${prev}])` });
+    } else {
+      seen.set(norm, i);
+    }
+    for (const [where, ref] of outputRefs(o)) {
+      const src = ref.split(".", 1)[0] ?? "";
+      if (!(src in layout.sources)) {
+        issues.push({ path: jsonPath(["outputs", i, ...where]), message: `unknown source "${src}" (defined sources: ${Object.keys(layout.sources).join(", ") || "none"})` });
+      }
+    }
+  });
+  for (const [name, s] of Object.entries(layout.sources)) {
+    if (s.type === "kv" && s.version !== undefined && s.kvVersion === 1) {
+      issues.push({ path: jsonPath(["sources", name, "version"]), message: "version pinning needs a KV v2 source" });
+    }
+  }
+  for (const f of ["roleIdFile", "secretIdFile"] as const) {
+    const problem = checkOutputPath(layout.auth.approle[f]);
+    if (problem) issues.push({ path: jsonPath(["auth", "approle", f]), message: `${problem} (relative to agent-only/)` });
+  }
+  if (issues.length) return { layout: null, issues };
+  return { layout, issues: [] };
+}
+
+/** Every source reference an output makes, with the JSON sub-path it was found at. */
+export function outputRefs(o: OutputSpec): Array<[Array<string | number>, string]> {
+  const refs: Array<[Array<string | number>, string]> = [];
+  if (o.format === "raw") refs.push([["value"], o.value]);
+  if (o.format === "env" || o.format === "json") {
+    for (const [k, v] of Object.entries(o.keys ?? {})) refs.push([["keys", k], v]);
+    (o.from ?? []).forEach((f, j) => refs.push([["from", j], `${typeof f === "string" ? f : f.source}.*`]));
+  }
+  return refs;
+}
+
+/** Strict boolean parsing like Go's strconv.ParseBool, as the official Vault CLI does. */
+export function parseBoolEnv(name: string, value: string): boolean | undefined {
+  if (value === "") return undefined;
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(value)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(value)) return false;
+  throw new VrError("CONFIG_ENV", `could not parse ${name}: "${value.slice(0, 20)}" is not a boolean`, {
+    hint: "use true/false (or 1/0, t/f) as the official vault CLI does",
+    exit: ExitCode.Usage,
+  });
+}
+
+function formatIssues(file: string, issues: LayoutIssue[]): string {
+  return issues.map((i) => `${file}: ${i.path}: ${i.message}`).join("\n");
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export async function loadLayout(file: string, env: Env): Promise<ResolvedLayout> {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = await readFile(abs, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new VrError("LAYOUT_READ", `cannot read layout ${file}: ${code ?? "error"}`, {
+      hint: "pass the layout with --layout or run from its directory (default ./vault-layout.json)",
+      exit: ExitCode.Usage,
+    });
+  }
+  return resolveLayoutText(abs, text, env);
+}
+
+export function resolveLayoutText(abs: string, text: string, env: Env): ResolvedLayout {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new VrError("LAYOUT_INVALID", `${abs}: $: not valid JSON (${(e as Error).message.split("\n")[0]})`, { exit: ExitCode.Usage });
+  }
+  const v = validateLayout(doc);
+  if (!v.layout) {
+    throw new VrError("LAYOUT_INVALID", formatIssues(abs, v.issues), { exit: ExitCode.Usage });
+  }
+  return resolveLayout(abs, v.layout, env, text);
+}
+
+export function resolveLayout(abs: string, layout: Layout, env: Env, text = JSON.stringify(layout)): ResolvedLayout {
+  const dir = path.dirname(abs);
+  const bad = (p: string, message: string) => new VrError("LAYOUT_INVALID", `${abs}: ${p}: ${message}`, { exit: ExitCode.Usage });
+
+  const address = (env.VAULT_ADDR || layout.vault.address || "https://127.0.0.1:8200").replace(/\/+$/, "");
+  if (!/^https?:\/\/[^\s/]+/.test(address)) {
+    throw new VrError("CONFIG_ENV", `Vault address "${address}" is not an http:// or https:// URL`, { exit: ExitCode.Usage });
+  }
+  const skipEnv = parseBoolEnv("VAULT_SKIP_VERIFY", env.VAULT_SKIP_VERIFY ?? "");
+  const caCert = env.VAULT_CACERT || (layout.vault.caCert ? path.resolve(dir, layout.vault.caCert) : undefined);
+  let timeoutMs = 10_000;
+  if (layout.vault.timeout) timeoutMs = parseDuration(layout.vault.timeout);
+
+  const publicDir = path.resolve(dir, layout.paths.public ?? "public");
+  const agentDir = path.resolve(dir, layout.paths.agentOnly ?? "agent-only");
+  const inside = (a: string, b: string) => a === b || a.startsWith(b + path.sep);
+  if (inside(publicDir, agentDir) || inside(agentDir, publicDir)) {
+    throw bad("$.paths", `public/ (${publicDir}) and agent-only/ (${agentDir}) must be separate: neither may be inside the other`);
+  }
+
+  const ns = env.VAULT_NAMESPACE || layout.vault.namespace || undefined;
+  return {
+    file: abs,
+    text,
+    dir,
+    raw: layout,
+    vault: {
+      address,
+      namespace: ns,
+      caCertFile: caCert,
+      tlsServerName: env.VAULT_TLS_SERVER_NAME || layout.vault.tlsServerName || undefined,
+      skipVerify: skipEnv ?? layout.vault.skipVerify ?? false,
+      timeoutMs,
+      retries: layout.vault.retries ?? 2,
+      concurrency: layout.vault.concurrency ?? 8,
+    },
+    approle: {
+      mount: layout.auth.approle.mount ?? "approle",
+      roleIdFile: path.join(agentDir, layout.auth.approle.roleIdFile),
+      secretIdFile: path.join(agentDir, layout.auth.approle.secretIdFile),
+      secretIdWrapped: layout.auth.approle.secretIdWrapped ?? false,
+      removeSecretIdFile: layout.auth.approle.removeSecretIdFile ?? false,
+    },
+    publicDir,
+    agentDir,
+    sources: new Map(Object.entries(layout.sources)),
+    outputs: layout.outputs,
+  };
+}

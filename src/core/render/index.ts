@@ -1,0 +1,151 @@
+/**
+ * Rendering: an output spec plus the data of its sources becomes bytes. Strict and
+ * all-or-nothing: a missing source or key fails the whole output. Content is validated before it
+ * can be written (JSON re-parsed, dotenv refusal rules).
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { VrError } from "../errors.js";
+import type { OutputSpec } from "../layout/schema.js";
+import type { SourceData } from "../sources.js";
+import { encodeEnvFile } from "./dotenv.js";
+import type { DotenvDialect } from "./dotenv.js";
+import type { TemplatePart } from "./template.js";
+import { parseTemplate, renderTemplate, templateRefs } from "./template.js";
+
+export interface Rendered {
+  bytes: Buffer;
+  /** Output key → value text, for env/json outputs (hashed into state; never logged). */
+  keys?: Map<string, string>;
+}
+
+/** Why a source is not available for rendering. */
+export class SourceUnavailable extends Error {
+  constructor(readonly source: string, readonly error: Error) {
+    super(error.message);
+  }
+}
+
+export type SourceResults = ReadonlyMap<string, SourceData | Error>;
+
+/** The text of a Vault value: strings as they are, other JSON values as JSON. */
+export function valueText(v: unknown): string {
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+function splitRef(ref: string): [string, string] {
+  const i = ref.indexOf(".");
+  return [ref.slice(0, i), ref.slice(i + 1)];
+}
+
+function getData(results: SourceResults, source: string, file: string): SourceData {
+  const r = results.get(source);
+  if (!r) throw new VrError("RENDER", `${file}: unknown source "${source}"`, { hint: 'define it under "sources" in the layout' });
+  if (r instanceof Error) throw new SourceUnavailable(source, r);
+  return r;
+}
+
+function lookupValue(results: SourceResults, ref: string, file: string): unknown {
+  const [source, key] = splitRef(ref);
+  const d = getData(results, source, file);
+  if (!Object.prototype.hasOwnProperty.call(d.data, key)) {
+    throw new VrError("MISSING_KEY", `${file}: key "${key}" not found in source "${source}"`, {
+      hint: `present keys: ${Object.keys(d.data).sort().join(", ").slice(0, 200) || "none"}`,
+    });
+  }
+  return d.data[key];
+}
+
+/** Entries of an env/json output in order: explicit keys first (layout order), then each `from` source's keys sorted. */
+function collectEntries(o: Extract<OutputSpec, { format: "env" | "json" }>, results: SourceResults): Array<[string, unknown]> {
+  const out: Array<[string, unknown]> = [];
+  const seen = new Map<string, string>();
+  const add = (name: string, value: unknown, origin: string) => {
+    const prev = seen.get(name);
+    if (prev !== undefined) {
+      throw new VrError("RENDER", `${o.file}: key "${name}" comes from both ${prev} and ${origin}`, { hint: 'rename one with "keys" or a "prefix"' });
+    }
+    seen.set(name, origin);
+    out.push([name, value]);
+  };
+  for (const [name, ref] of Object.entries(o.keys ?? {})) add(name, lookupValue(results, ref, o.file), ref);
+  for (const f of o.from ?? []) {
+    const source = typeof f === "string" ? f : f.source;
+    const prefix = typeof f === "string" ? "" : (f.prefix ?? "");
+    const d = getData(results, source, o.file);
+    for (const k of Object.keys(d.data).sort()) add(prefix + k, d.data[k], `${source}.${k}`);
+  }
+  return out;
+}
+
+/** Which sources an output needs (templates are parsed for it). */
+export async function outputSources(o: OutputSpec, layoutDir: string, templates: Map<string, TemplatePart[]>): Promise<string[]> {
+  let refs: string[] = [];
+  if (o.format === "raw") refs = [o.value];
+  else if (o.format === "template") refs = templateRefs(await loadTemplate(o, layoutDir, templates));
+  else {
+    refs = Object.values(o.keys ?? {});
+    for (const f of o.from ?? []) refs.push(`${typeof f === "string" ? f : f.source}.*`);
+  }
+  return [...new Set(refs.map((r) => splitRef(r)[0]))];
+}
+
+async function loadTemplate(o: Extract<OutputSpec, { format: "template" }>, layoutDir: string, cache: Map<string, TemplatePart[]>): Promise<TemplatePart[]> {
+  const cached = cache.get(o.file);
+  if (cached) return cached;
+  let text: string;
+  let where: string;
+  if (o.inline !== undefined) {
+    text = o.inline;
+    where = `${o.file} (inline template)`;
+  } else {
+    const file = path.resolve(layoutDir, o.template as string);
+    where = o.template as string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (e) {
+      throw new VrError("TEMPLATE", `${o.file}: cannot read template ${file}: ${(e as NodeJS.ErrnoException).code ?? "error"}`);
+    }
+  }
+  const parts = parseTemplate(text, where);
+  cache.set(o.file, parts);
+  return parts;
+}
+
+export async function renderOutput(o: OutputSpec, results: SourceResults, layoutDir: string, templates: Map<string, TemplatePart[]>): Promise<Rendered> {
+  switch (o.format) {
+    case "raw": {
+      const v = valueText(lookupValue(results, o.value, o.file));
+      let bytes: Buffer;
+      if (o.decode === "base64") {
+        const clean = v.replace(/\s+/g, "");
+        if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean) || clean.length % 4 !== 0) {
+          throw new VrError("RENDER", `${o.file}: the value of ${o.value} is not valid base64`);
+        }
+        bytes = Buffer.from(clean, "base64");
+      } else {
+        bytes = Buffer.from(v, "utf8");
+      }
+      if (o.newline && bytes[bytes.length - 1] !== 0x0a) bytes = Buffer.concat([bytes, Buffer.from("\n")]);
+      return { bytes };
+    }
+    case "json": {
+      const entries = collectEntries(o, results);
+      const obj: Record<string, unknown> = {};
+      for (const [k, v] of entries) Object.defineProperty(obj, k, { value: v, enumerable: true, writable: true, configurable: true });
+      const text = JSON.stringify(obj, null, 2) + "\n";
+      JSON.parse(text); // content gate: what we write must parse
+      return { bytes: Buffer.from(text, "utf8"), keys: new Map(entries.map(([k, v]) => [k, valueText(v)])) };
+    }
+    case "env": {
+      const entries = collectEntries(o, results).map(([key, v]) => ({ key, value: valueText(v) }));
+      const text = encodeEnvFile(entries, (o.dialect ?? "portable") as DotenvDialect, { file: o.file });
+      return { bytes: Buffer.from(text, "utf8"), keys: new Map(entries.map((e) => [e.key, e.value])) };
+    }
+    case "template": {
+      const parts = await loadTemplate(o, layoutDir, templates);
+      const text = renderTemplate(parts, (ref) => valueText(lookupValue(results, ref, o.file)), o.file);
+      return { bytes: Buffer.from(text, "utf8") };
+    }
+  }
+}

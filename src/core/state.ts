@@ -1,0 +1,89 @@
+/**
+ * Persistent state in agent-only/ (0600): per output the keyed hash of what was written, the
+ * source versions it rendered, when, and the last error; cached KV mount versions; the run
+ * history. Hashes are HMAC-SHA256 under a random key kept beside the state, so the state holds
+ * no guessable fingerprint of a short secret.
+ */
+import { createHmac, randomBytes } from "node:crypto";
+import path from "node:path";
+import { z } from "zod";
+import { readPrivate, writePrivate } from "./writer.js";
+import { VrError } from "./errors.js";
+
+const errorRecord = z.object({ code: z.string(), message: z.string(), at: z.string() });
+
+const outputState = z.object({
+  hash: z.string(),
+  size: z.number(),
+  /** Per-key keyed hashes for env/json outputs (for a redacted plan/diff). */
+  keys: z.record(z.string(), z.string()).optional(),
+  sources: z.record(z.string(), z.object({ version: z.number().optional() })).default({}),
+  writtenAt: z.string(),
+  lastError: errorRecord.nullable().default(null),
+});
+
+const stateSchema = z.object({
+  version: z.literal(1),
+  outputs: z.record(z.string(), outputState).default({}),
+  /** Failures of outputs that never had a good write. */
+  failures: z.record(z.string(), errorRecord).default({}),
+  mounts: z.record(z.string(), z.union([z.literal(1), z.literal(2)])).default({}),
+  secretIdPlainHash: z.string().optional(),
+  lastRun: z.object({ at: z.string(), exit: z.number(), summary: z.string() }).optional(),
+  lastSuccessAt: z.string().optional(),
+});
+
+export type State = z.infer<typeof stateSchema>;
+export type OutputState = z.infer<typeof outputState>;
+
+export function emptyState(): State {
+  return { version: 1, outputs: {}, failures: {}, mounts: {} };
+}
+
+export class StateStore {
+  readonly file: string;
+  readonly keyFile: string;
+  private key: Buffer | undefined;
+
+  constructor(agentDir: string) {
+    this.file = path.join(agentDir, "state.json");
+    this.keyFile = path.join(agentDir, "state.key");
+  }
+
+  async load(): Promise<State> {
+    const buf = await readPrivate(this.file);
+    if (!buf) return emptyState();
+    try {
+      return stateSchema.parse(JSON.parse(buf.toString("utf8")));
+    } catch {
+      // A corrupt state only costs work (everything is compared byte-for-byte anyway), never safety.
+      return emptyState();
+    }
+  }
+
+  async save(state: State): Promise<void> {
+    await writePrivate(this.file, JSON.stringify(state, null, 1) + "\n");
+  }
+
+  /** The HMAC key, created on first use. */
+  async hmacKey(): Promise<Buffer> {
+    if (this.key) return this.key;
+    const existing = await readPrivate(this.keyFile);
+    if (existing && existing.length >= 32) {
+      this.key = existing;
+      return existing;
+    }
+    const k = randomBytes(32);
+    try {
+      await writePrivate(this.keyFile, k);
+    } catch (e) {
+      throw new VrError("STATE", `cannot create ${this.keyFile}`, { cause: e });
+    }
+    this.key = k;
+    return k;
+  }
+}
+
+export function keyedHash(key: Buffer, data: Uint8Array | string): string {
+  return createHmac("sha256", key).update(data).digest("hex");
+}

@@ -1,0 +1,80 @@
+import { mkdtemp, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { TEMP_PREFIX } from "./paths.js";
+import { atomicWrite, cleanStaleTemps, ensureDirChain, readCurrent, removeFile } from "./writer.js";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), "vr-writer-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("atomicWrite", () => {
+  it("writes the exact bytes with the requested mode whatever the umask", async () => {
+    const old = process.umask(0o077);
+    try {
+      await atomicWrite(path.join(dir, "a"), Buffer.from("hello"), 0o644);
+    } finally {
+      process.umask(old);
+    }
+    const st = await stat(path.join(dir, "a"));
+    expect(st.mode & 0o7777).toBe(0o644);
+    expect(await readFile(path.join(dir, "a"), "utf8")).toBe("hello");
+  });
+
+  it("keeps the old file and leaves no temp file when a write fails midway", async () => {
+    const f = path.join(dir, "a");
+    await writeFile(f, "old content");
+    const fault = (_f: string, off: number) => {
+      if (off >= 0) throw Object.assign(new Error("no space"), { code: "ENOSPC" });
+    };
+    await expect(atomicWrite(f, Buffer.from("new content"), 0o644, fault)).rejects.toThrow(/ENOSPC/);
+    expect(await readFile(f, "utf8")).toBe("old content");
+    expect((await readdir(dir)).filter((n) => n.startsWith(TEMP_PREFIX))).toEqual([]);
+  });
+});
+
+describe("symlinks and confinement", () => {
+  it("refuses a symlink planted at a target", async () => {
+    await writeFile(path.join(dir, "real"), "x");
+    await symlink(path.join(dir, "real"), path.join(dir, "link"));
+    await expect(readCurrent(path.join(dir, "link"))).rejects.toThrow(/refusing to replace the symlink/);
+  });
+
+  it("refuses to write through a symlinked directory inside the tree", async () => {
+    await mkdir(path.join(dir, "elsewhere"));
+    await symlink(path.join(dir, "elsewhere"), path.join(dir, "sub"));
+    await expect(ensureDirChain(dir, "sub/deeper", 0o755, new Set())).rejects.toThrow(/symlinked directory/);
+  });
+
+  it("creates missing directories 0755 whatever the umask", async () => {
+    const old = process.umask(0o077);
+    try {
+      await ensureDirChain(dir, "a/b", 0o755, new Set());
+    } finally {
+      process.umask(old);
+    }
+    expect((await stat(path.join(dir, "a"))).mode & 0o7777).toBe(0o755);
+    expect((await stat(path.join(dir, "a/b"))).mode & 0o7777).toBe(0o755);
+  });
+
+  it("only deletes regular files", async () => {
+    await mkdir(path.join(dir, "d"));
+    await expect(removeFile(path.join(dir, "d"))).rejects.toThrow(/no longer a regular file/);
+    expect(await removeFile(path.join(dir, "missing"))).toBe(false);
+  });
+});
+
+describe("cleanStaleTemps", () => {
+  it("removes only files with the reserved prefix", async () => {
+    await writeFile(path.join(dir, `${TEMP_PREFIX}123-abc`), "partial");
+    await writeFile(path.join(dir, "keep.env"), "x");
+    await writeFile(path.join(dir, ".hidden"), "x");
+    expect(await cleanStaleTemps([dir])).toBe(1);
+    expect((await readdir(dir)).sort()).toEqual([".hidden", "keep.env"]);
+  });
+});

@@ -1,0 +1,139 @@
+/**
+ * Integration-test helpers: a temp tree with a layout, a Vault double seeded for it, and a way to
+ * run the BUILT CLI (dist/) as a child process, as cron would.
+ */
+import { spawn } from "node:child_process";
+import { mkdtemp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { startVaultDouble } from "../src/double/vault-double.js";
+import type { VaultDouble } from "../src/double/vault-double.js";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const BIN = path.join(ROOT, "bin", "vault-render.js");
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string | undefined>; umask?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries({ ...process.env, NO_COLOR: "1", ...opts.env })) {
+      if (v !== undefined && !k.startsWith("VAULT_") && k !== "VAULT_RENDER_LAYOUT") env[k] = v;
+    }
+    for (const [k, v] of Object.entries(opts.env ?? {})) if (v !== undefined) env[k] = v;
+    const cmd = opts.umask ? "sh" : process.execPath;
+    const argv = opts.umask ? ["-c", `umask ${opts.umask} && exec "$0" "$@"`, process.execPath, BIN, ...args] : [BIN, ...args];
+    const child = spawn(cmd, argv, { cwd: opts.cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 25_000);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export interface Tree {
+  dir: string;
+  layoutFile: string;
+  publicDir: string;
+  agentDir: string;
+  double: VaultDouble;
+  roleId: string;
+  /** Run the CLI against this tree (VAULT_ADDR points at the double). */
+  run: (args: string[], opts?: { env?: Record<string, string | undefined>; umask?: string }) => Promise<RunResult>;
+  writeLayout: (layout: Record<string, unknown>) => Promise<void>;
+  cleanup: () => Promise<void>;
+}
+
+export const APP_POLICY = `
+path "secret/data/*" { capabilities = ["read"] }
+path "secret/metadata/*" { capabilities = ["read"] }
+path "kv/*" { capabilities = ["read"] }
+path "sys/internal/ui/mounts/*" { capabilities = ["read"] }
+`;
+
+export function baseLayout(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    version: 1,
+    auth: { approle: { roleIdFile: "approle/role_id", secretIdFile: "approle/secret_id" } },
+    sources: { app: { type: "kv", mount: "secret", path: "app" } },
+    outputs: [{ file: "app.env", format: "env", keys: { DB_PASSWORD: "app.password" } }],
+    ...extra,
+  };
+}
+
+export async function makeTree(opts: { layout?: Record<string, unknown>; policy?: string; tokenTtl?: number; tokenMaxTtl?: number; double?: VaultDouble } = {}): Promise<Tree> {
+  const dir = await mkdtemp(path.join(tmpdir(), "vr-test-"));
+  const double = opts.double ?? (await startVaultDouble());
+  double.mountKv("secret", 2);
+  double.mountKv("kv", 1);
+  double.addPolicy("app", opts.policy ?? APP_POLICY);
+  const { roleId } = double.addAppRole({ roleName: "app", policies: ["app"], tokenTtl: opts.tokenTtl ?? 3600, tokenMaxTtl: opts.tokenMaxTtl ?? 86400 });
+  const sid = double.generateSecretId("app");
+  if (!("secretId" in sid)) throw new Error("expected a plain secret id");
+  const agentDir = path.join(dir, "agent-only");
+  await mkdir(path.join(agentDir, "approle"), { recursive: true, mode: 0o700 });
+  await writeFile(path.join(agentDir, "approle", "role_id"), roleId + "\n", { mode: 0o600 });
+  await writeFile(path.join(agentDir, "approle", "secret_id"), sid.secretId + "\n", { mode: 0o600 });
+  const layoutFile = path.join(dir, "vault-layout.json");
+  const tree: Tree = {
+    dir,
+    layoutFile,
+    publicDir: path.join(dir, "public"),
+    agentDir,
+    double,
+    roleId,
+    run: (args, o = {}) => runCli(["--layout", layoutFile, ...args], { cwd: dir, env: { VAULT_ADDR: double.url, ...o.env }, umask: o.umask }),
+    writeLayout: (l) => writeFile(layoutFile, JSON.stringify(l, null, 2)),
+    cleanup: async () => {
+      if (!opts.double) await double.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  await tree.writeLayout(opts.layout ?? baseLayout());
+  return tree;
+}
+
+export interface FileSnap {
+  mode: number;
+  mtimeMs: number;
+  ino: number;
+  content: string;
+}
+
+/** Every entry under dir (relative path → mode, mtime, inode, content for files). */
+export async function snapshot(dir: string): Promise<Map<string, FileSnap>> {
+  const out = new Map<string, FileSnap>();
+  const walk = async (rel: string) => {
+    const abs = path.join(dir, rel);
+    let names: string[];
+    try {
+      names = await readdir(abs);
+    } catch {
+      return;
+    }
+    for (const n of names.sort()) {
+      const r = rel ? `${rel}/${n}` : n;
+      const st = await stat(path.join(dir, r));
+      if (st.isDirectory()) {
+        out.set(r + "/", { mode: st.mode & 0o7777, mtimeMs: st.mtimeMs, ino: st.ino, content: "" });
+        await walk(r);
+      } else {
+        out.set(r, { mode: st.mode & 0o7777, mtimeMs: st.mtimeMs, ino: st.ino, content: await readFile(path.join(dir, r), "utf8") });
+      }
+    }
+  };
+  await walk("");
+  return out;
+}
