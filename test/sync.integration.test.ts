@@ -386,4 +386,57 @@ describe("sync", () => {
     expect(r).toMatchObject({ code: 0, stderr: "" });
     expect(await readFile(path.join(t.publicDir, "app.conf"), "utf8")).toBe('key = "k-123"\nnested = {"a":1}\n');
   });
+
+  it("logs in again once when a read answers 'invalid token' mid-run", async () => {
+    const t = await tree();
+    t.double.kvPut("secret", "app", { password: "p" });
+    expect((await t.run(["sync"])).code).toBe(0);
+    t.double.kvPut("secret", "app", { password: "p2" });
+    t.double.addFault({ path: "secret/data/app", times: 1, status: 403, body: JSON.stringify({ errors: ["2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n"] }) + "\n" });
+    t.double.clearRequests();
+    const r = await t.run(["sync"]);
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(t.double.countRequests({ path: /login$/ })).toBe(1);
+    expect(t.double.countRequests({ path: "secret/data/app" })).toBe(2);
+    expect(await readFile(path.join(t.publicDir, "app.env"), "utf8")).toBe("DB_PASSWORD='p2'\n");
+  });
+
+  it("overlapping runs are serialised by the lock and all succeed", async () => {
+    const t = await tree();
+    await seedFull(t);
+    t.double.setLatency(30);
+    const runs = await Promise.all([1, 2, 3, 4].map(() => t.run(["sync"])));
+    expect(runs.map((r) => r.code)).toEqual([0, 0, 0, 0]);
+    expect(runs.map((r) => r.stderr).join("")).toBe("");
+    await expect(stat(path.join(t.agentDir, "lock"))).rejects.toThrow(/ENOENT/);
+    const state = JSON.parse(await readFile(path.join(t.agentDir, "state.json"), "utf8")) as { outputs: Record<string, unknown> };
+    expect(Object.keys(state.outputs).sort()).toEqual(["all.env", "app.env", "certs/blob.bin", "conf/app.json", "old/password", "pgpass", "postgres/password"]);
+    const names = await readdir(t.publicDir);
+    expect(names.filter((n) => n.startsWith(".vault-render.tmp-"))).toEqual([]);
+  });
+
+  it("retries 5xx and 429 with backoff, never a 403, and reports a proxy's HTML page plainly", async () => {
+    const t = await tree();
+    t.double.kvPut("secret", "app", { password: "p" });
+    t.double.addFault({ path: "secret/data/app", times: 1, status: 502, html: true });
+    t.double.addFault({ path: "secret/data/app", times: 1, status: 429, headers: { "Retry-After": "1" } });
+    const started = Date.now();
+    const r = await t.run(["sync"]);
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(Date.now() - started).toBeGreaterThan(900);
+    expect(t.double.countRequests({ path: "secret/data/app" })).toBe(3);
+    t.double.addFault({ path: "secret/data/app", status: 502, html: true });
+    const r2 = await t.run(["sync"]);
+    expect(r2.code).toBe(3);
+    expect(r2.stderr).toMatch(/read secret\/data\/app: HTTP 502 with a non-JSON HTML page/);
+    expect(r2.stderr).not.toMatch(/<html/i);
+  });
+
+  it("prints the layout's JSON Schema", async () => {
+    const t = await tree();
+    const r = await t.run(["schema"]);
+    expect(r.code).toBe(0);
+    const schema = JSON.parse(r.stdout) as { properties: Record<string, unknown> };
+    expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(["version", "vault", "auth", "paths", "sources", "outputs"]));
+  });
 });

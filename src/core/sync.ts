@@ -155,7 +155,7 @@ async function syncLocked(layout: ResolvedLayout, opts: SyncOptions): Promise<Sy
   const client = new VaultClient(layout.vault, {
     sleep: opts.clock.sleep,
     random: opts.clock.random,
-    onRetry: (i) => log.warn({ path: i.path, attempt: i.attempt, waitMs: i.waitMs }, `${i.reason}; retry ${i.attempt} in ${i.waitMs} ms`),
+    onRetry: (i) => log.info({ path: i.path, attempt: i.attempt, waitMs: i.waitMs }, `${i.reason}; retry ${i.attempt} in ${i.waitMs} ms`),
   });
   const ctx: RunContext = { layout, opts, client, state, store, hmacKey };
   const authCtx = { layout, client, log, redactor: opts.redactor, state, hmacKey, saveState: () => store.save(state) };

@@ -344,6 +344,9 @@ describe("vault double: AppRole, tokens, wrapping", () => {
     const user = client(d, d.createToken({ policies: [] }));
     const formB = (await user.unwrap({ token: w2.wrappingToken })) as { data: { secret_id: string } };
     await client(d).approleLogin({ role_id: roleId, secret_id: formB.data.secret_id });
+    const w4 = d.generateSecretId("web", { wrapTtl: 30 }) as { wrappingToken: string };
+    const both = await raw(d, "POST", "/v1/sys/wrapping/unwrap", { token: w4.wrappingToken, body: JSON.stringify({ token: w4.wrappingToken }) });
+    expect(both).toMatchObject({ status: 400, text: '{"errors":["wrapping token is not valid or does not exist"]}\n' });
     d.advanceTime(31);
     expect((await rejected(user.unwrap({ token: w3.wrappingToken }))).message).toBe("wrapping token is not valid or does not exist");
   });

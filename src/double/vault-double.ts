@@ -1150,7 +1150,7 @@ export class VaultDouble {
     if (method === "GET") {
       op = "read";
       const listRaw = query.get("list");
-      if (listRaw !== null) {
+      if (listRaw !== null && listRaw !== "") {
         const b = parseGoBool(listRaw);
         if (b === undefined) return err(400);
         if (b) {

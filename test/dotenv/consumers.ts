@@ -150,7 +150,8 @@ export async function readWithPython(
   };
   const parts = await Promise.all(
     chunks(files, 100).map(async (batch) => {
-      const res = await run("python3", ["-c", PYTHON], {
+      // CI may point VR_PYTHON at Debian's python3 (where apt installed python3-dotenv).
+      const res = await run(process.env.VR_PYTHON || "python3", ["-c", PYTHON], {
         input: JSON.stringify(batch.map((f) => f.toString("base64"))),
         env: cleanEnv(),
       });

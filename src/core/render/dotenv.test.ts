@@ -6,6 +6,7 @@ import {
   MAX_ENV_STRING_BYTES,
   checkEnvKey,
   encodeEnvFile,
+  envKeyWarning,
   valueProblems,
   type DotenvDialect,
   type ProblemReason,
@@ -38,6 +39,22 @@ const probes: Probe[] = [
   // K=VALUE plus NUL is exactly 131072 bytes: the largest value that still fits.
   { id: "at_limit", value: "x".repeat(MAX_ENV_STRING_BYTES - "K".length - 2), portable: "round-trip", portableReason: null },
 ];
+
+/** Extra edge cases for the dialect encoders (no expected verdict: whatever is accepted must round-trip). */
+const extras: Probe[] = [
+  ["extra_sq_bt_lf", "it's `x`\nnext"], // npm dotenv: "…" with \n
+  ["extra_sq_bt_crlf", "it's\r\n`x`"], // npm dotenv: "…" with \r\n
+  ["extra_bs_dq", 'a\\"b'], // backslash + double quote
+  ["extra_bs_sq", "a\\'b"], // backslash + single quote: compose '…' cannot write it
+  ["extra_bs_lf", "x\\\ny"], // backslash before LF
+  ["extra_bs_cr", "x\\\ry"], // backslash before CR
+  ["extra_dollars", "$$$${X}$"],
+  ["extra_lit_bs_n_and_quotes", "'`\\n\""], // no npm dotenv quote style fits
+  ["extra_separators_quote", "\u2028'\u2029\u0085"],
+  ["extra_leading_bom_like", " \ufeff"],
+  ["extra_tab_edges_quote", "\t'\t"],
+].map(([id, value]) => ({ id: id as string, value: value as string }));
+probes.push(...extras);
 
 /** The consumers each dialect is meant for (models where no binary can run here). */
 const TARGETS: Record<DotenvDialect, ConsumerName[]> = {
@@ -194,7 +211,7 @@ describe.each(DOTENV_DIALECTS.map((d) => [d]))("dialect %s: corpus round-trip", 
   });
 
   it("round-trips every value it accepts (and only refuses what it must)", () => {
-    const tried = encoded.filter((e) => e.dialect === dialect && e.probe.id !== "at_limit").length;
+    const tried = encoded.filter((e) => e.dialect === dialect && corpus.some((c) => c.id === e.probe.id)).length;
     expect(tried).toBe(corpus.length - REFUSED[dialect].length);
   });
 
@@ -219,7 +236,7 @@ describe.each(DOTENV_DIALECTS.map((d) => [d]))("dialect %s: corpus round-trip", 
 
 describe("portable dialect against the corpus verdicts", () => {
   it("matches the verdict and reasons of every corpus value", () => {
-    for (const probe of probes) {
+    for (const probe of probes.filter((p) => p.portable !== undefined)) {
       const problems = valueProblems("K", probe.value, "portable");
       const verdict = problems.length === 0 ? "round-trip" : "refuse";
       expect(`${probe.id}: ${verdict}`).toBe(`${probe.id}: ${probe.portable}`);
@@ -348,6 +365,16 @@ describe("encodeEnvFile", () => {
       for (const d of ["compose", "dotenv", "python-dotenv"] as const) expect(checkEnvKey(key, d)).toBeNull();
     }
     expect(checkEnvKey("_a1", "portable")).toBeNull();
+  });
+
+  it("warns (without refusing) on keys that change the sourcing shell", () => {
+    for (const key of ["IFS", "PATH", "ENV", "BASH_ENV", "CDPATH", "PS4", "LD_PRELOAD"]) {
+      expect(envKeyWarning(key, "portable")).toContain(key);
+      expect(envKeyWarning(key, "sh")).not.toBeNull();
+      expect(envKeyWarning(key, "compose")).toBeNull();
+      expect(encodeEnvFile([{ key, value: "v" }], "portable", CTX)).toBe(`${key}='v'\n`);
+    }
+    expect(envKeyWarning("APP_PATH", "portable")).toBeNull();
   });
 
   it("produces the documented message shape", () => {
