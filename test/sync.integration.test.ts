@@ -439,4 +439,31 @@ describe("sync", () => {
     const schema = JSON.parse(r.stdout) as { properties: Record<string, unknown> };
     expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(["version", "vault", "auth", "paths", "sources", "outputs"]));
   });
+
+  it("KV version detection: a 403 from the mounts preflight is a policy error, never a silent fall back to v1", async () => {
+    // No capability anywhere in "secret/": the preflight answers 403 (as for a mount that does not exist).
+    const t = await tree({ policy: `path "kv/*" { capabilities = ["read"] }` });
+    t.double.kvPut("secret", "app", { password: "p" });
+    const r = await t.run(["sync"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/read sys\/internal\/ui\/mounts\/secret: permission denied: the token has no capability on any path in this mount/);
+    expect(r.stderr).toMatch(/declare "kvVersion"/);
+    expect(t.double.countRequests({ path: "secret/app" })).toBe(0);
+  });
+
+  it("removes stale temp files left by a crashed run, and deletes the secret_id file after login when asked", async () => {
+    const t = await tree();
+    t.double.kvPut("secret", "app", { password: "p" });
+    await mkdir(t.publicDir, { recursive: true });
+    await writeFile(path.join(t.publicDir, ".vault-render.tmp-999-deadbeef"), "partial");
+    const l = baseLayout();
+    (l.auth as { approle: Record<string, unknown> }).approle.removeSecretIdFile = true;
+    await t.writeLayout(l);
+    const r = await t.run(["sync"]);
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(await readdir(t.publicDir)).toEqual(["app.env"]);
+    await expect(stat(path.join(t.agentDir, "approle/secret_id"))).rejects.toThrow(/ENOENT/);
+    // The cached token keeps working without the secret_id file.
+    expect((await t.run(["sync"])).code).toBe(0);
+  });
 });
