@@ -251,7 +251,7 @@ async function syncLocked(layout: ResolvedLayout, opts: SyncOptions): Promise<Sy
 
 function describeError(e: Error | undefined): string {
   if (!e) return "failed";
-  if (e instanceof SourceUnavailable) return `source "${e.source}": ${e.error.message}`;
+  if (e instanceof SourceUnavailable) return `source "${e.source}": ${describeError(e.error)}`;
   const hint = e instanceof VrError && e.hint ? ` (hint: ${e.hint})` : "";
   return e.message + hint;
 }
