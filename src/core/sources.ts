@@ -3,6 +3,8 @@
  * and cached in state, unless declared) and generic reads.
  */
 import type { SourceSpec } from "./layout/schema.js";
+
+export type StaticSource = Exclude<SourceSpec, { type: "lease" }>;
 import type { State } from "./state.js";
 import type { VaultClient } from "./vault/client.js";
 import { VaultRequestError } from "./vault/client.js";
@@ -14,7 +16,7 @@ export interface SourceData {
 }
 
 /** Where a source is read from (for messages and the policy). */
-export function sourceReadPath(spec: SourceSpec, kvVersion: 1 | 2 | undefined): string {
+export function sourceReadPath(spec: StaticSource, kvVersion: 1 | 2 | undefined): string {
   if (spec.type === "read") return spec.path;
   return kvVersion === 2 ? `${spec.mount}/data/${spec.path}` : `${spec.mount}/${spec.path}`;
 }
@@ -32,7 +34,7 @@ export async function detectKvVersion(client: VaultClient, mount: string): Promi
   }
 }
 
-export async function readSource(client: VaultClient, spec: SourceSpec, state: State, kvCache: Map<string, Promise<1 | 2>>): Promise<SourceData> {
+export async function readSource(client: VaultClient, spec: StaticSource, state: State, kvCache: Map<string, Promise<1 | 2>>): Promise<SourceData> {
   if (spec.type === "read") {
     const res = await client.read(spec.path);
     return { data: (res.data ?? {}) as Record<string, unknown> };

@@ -22,6 +22,26 @@ const outputState = z.object({
   lastError: errorRecord.nullable().default(null),
 });
 
+const pkiState = z.object({
+  serial: z.string(),
+  notAfter: z.number(),
+  notBefore: z.number(),
+  requestHash: z.string(),
+  issuedAt: z.string(),
+});
+
+const leaseState = z.object({
+  leaseId: z.string(),
+  path: z.string(),
+  issuedAt: z.number(),
+  expiresAt: z.number(),
+  duration: z.number(),
+  renewable: z.boolean(),
+});
+
+const pendingHook = z.object({ files: z.array(z.string()), since: z.string(), attempts: z.number().default(0), lastError: z.string().optional() });
+const pendingRevoke = z.object({ leaseId: z.string(), source: z.string(), afterHooks: z.array(z.string()).default([]), since: z.string() });
+
 const stateSchema = z.object({
   version: z.literal(1),
   outputs: z.record(z.string(), outputState).default({}),
@@ -29,15 +49,20 @@ const stateSchema = z.object({
   failures: z.record(z.string(), errorRecord).default({}),
   mounts: z.record(z.string(), z.union([z.literal(1), z.literal(2)])).default({}),
   secretIdPlainHash: z.string().optional(),
+  pki: z.record(z.string(), pkiState).default({}),
+  leases: z.record(z.string(), leaseState).default({}),
+  pendingHooks: z.record(z.string(), pendingHook).default({}),
+  pendingRevokes: z.array(pendingRevoke).default([]),
   lastRun: z.object({ at: z.string(), exit: z.number(), summary: z.string() }).optional(),
   lastSuccessAt: z.string().optional(),
 });
 
 export type State = z.infer<typeof stateSchema>;
 export type OutputState = z.infer<typeof outputState>;
+export type PkiState = z.infer<typeof pkiState>;
 
 export function emptyState(): State {
-  return { version: 1, outputs: {}, failures: {}, mounts: {} };
+  return { version: 1, outputs: {}, failures: {}, mounts: {}, pki: {}, leases: {}, pendingHooks: {}, pendingRevokes: [] };
 }
 
 export class StateStore {

@@ -1,30 +1,38 @@
 /**
  * `sync`: authenticate, read every needed source once, render every output, write what changed
- * (atomically, 0644/0755), prune files removed from the layout, record state. Failures are
- * isolated per output: a failed source or key leaves that output's file untouched.
+ * (atomically, 0644/0755), prune files removed from the layout, run hooks, record state.
+ * Failures are isolated per output: a failed source or key leaves that output's files untouched.
+ * KV secrets are read every run; certificates and leases follow their own lifecycle.
  */
-import { lstat } from "node:fs/promises";
-import { chmod } from "node:fs/promises";
+import { chmod, lstat, unlink } from "node:fs/promises";
 import path from "node:path";
+import type { AuthContext, AuthResult } from "./auth.js";
 import { authenticate, login } from "./auth.js";
 import type { Clock } from "./clock.js";
 import { mapLimit } from "./clock.js";
 import { ExitCode, VrError } from "./errors.js";
+import { describeHookFailure, runHook } from "./hooks.js";
+import { commitSet, recoverJournal } from "./journal.js";
 import type { Env, ResolvedLayout } from "./layout/load.js";
 import { loadLayout } from "./layout/load.js";
-import type { OutputSpec } from "./layout/schema.js";
+import { isFileOutput, outputFiles, outputId, pkiFiles } from "./layout/outputs.js";
+import type { PkiPart } from "./layout/outputs.js";
+import type { FileOutput, PkiOutput } from "./layout/schema.js";
+import type { LeaseSpec } from "./leases.js";
+import { LeaseStore, decideLease, resolveLease, revokeLease } from "./leases.js";
 import { Lock, processAlive } from "./lock.js";
 import type { Logger, Redactor } from "./log.js";
+import { issueSet, pkiDueReason, pkiRequestHash } from "./pki.js";
 import type { Rendered, SourceResults } from "./render/index.js";
 import { SourceUnavailable, outputSources, renderOutput } from "./render/index.js";
 import type { TemplatePart } from "./render/template.js";
-import type { SourceData } from "./sources.js";
+import type { SourceData, StaticSource } from "./sources.js";
 import { readSource } from "./sources.js";
 import type { OutputState, State } from "./state.js";
 import { StateStore, keyedHash } from "./state.js";
 import { VaultClient, VaultRequestError } from "./vault/client.js";
 import type { WriteFault } from "./writer.js";
-import { DIR_MODE, FILE_MODE, PRIVATE_DIR_MODE, atomicWrite, cleanStaleTemps, ensureDirChain, readCurrent, removeFile, syncDirs } from "./writer.js";
+import { DIR_MODE, FILE_MODE, PRIVATE_DIR_MODE, atomicWrite, cleanStaleTemps, ensureDirChain, prepareTemp, readCurrent, removeFile, syncDirs } from "./writer.js";
 
 export interface SyncOptions {
   layoutFile: string;
@@ -37,6 +45,18 @@ export interface SyncOptions {
   /** Where the dry-run plan goes (stdout). */
   print: (line: string) => void;
   writeFault?: WriteFault;
+  /** Leave hooks pending instead of running them. */
+  noHooks?: boolean;
+  /** Run every hook of the layout, changed or not. */
+  runHooks?: boolean;
+}
+
+/** What `rotate` forces on top of a normal pass. */
+export interface Forces {
+  /** PKI outputs (by id) to re-issue. */
+  pki: Set<string>;
+  /** Lease sources to replace. */
+  leases: Set<string>;
 }
 
 export type Action = "create" | "update" | "unchanged" | "delete" | "failed";
@@ -51,13 +71,16 @@ export interface OutputResult {
   sizeBefore?: number;
   sizeAfter?: number;
   modeFixed?: boolean;
+  /** For PKI sets: why it was (or would be) issued, and the serials. */
+  note?: string;
 }
 
 export interface SyncResult {
   exit: ExitCode;
   results: OutputResult[];
   requests: number;
-  auth: "cached" | "renewed" | "login";
+  auth: AuthResult["via"];
+  hookFailures: string[];
 }
 
 /** Check agent-only/ exists as a real directory; keep it 0700. */
@@ -97,30 +120,82 @@ export function describePlan(r: OutputResult): string {
   const parts = [`${r.action.padEnd(9)} ${r.file}`];
   const keys = [...(r.keysAdded ?? []).map((k) => `+${k}`), ...(r.keysRemoved ?? []).map((k) => `-${k}`), ...(r.keysChanged ?? []).map((k) => `~${k}`)];
   if (keys.length) parts.push(`keys: ${keys.join(" ")}`);
-  if (r.action === "create" || r.action === "update") parts.push(`${r.sizeBefore ?? 0} -> ${r.sizeAfter ?? 0} bytes`);
+  if ((r.action === "create" || r.action === "update") && r.sizeAfter !== undefined) parts.push(`${r.sizeBefore ?? 0} -> ${r.sizeAfter} bytes`);
   if (r.modeFixed) parts.push("mode -> 0644");
-  if (r.error) parts.push(`error: ${r.error.message}`);
+  if (r.note) parts.push(r.note);
+  if (r.error) parts.push(`error: ${describeError(r.error)}`);
   return parts.join("  ");
 }
 
-interface RunContext {
+export function describeError(e: Error | undefined): string {
+  if (!e) return "failed";
+  if (e instanceof SourceUnavailable) return `source "${e.source}": ${describeError(e.error)}`;
+  const hint = e instanceof VrError && e.hint ? ` (hint: ${e.hint})` : "";
+  return e.message + hint;
+}
+
+/** An authenticated session over one layout, under the lock. */
+export interface Session {
   layout: ResolvedLayout;
   opts: SyncOptions;
   client: VaultClient;
   state: State;
   store: StateStore;
+  leases: LeaseStore;
   hmacKey: Buffer;
+  authCtx: AuthContext;
+  auth: AuthResult;
 }
 
-async function fetchSources(ctx: RunContext, names: string[]): Promise<Map<string, SourceData | Error>> {
+export async function loadForRun(opts: SyncOptions): Promise<ResolvedLayout> {
+  const layout = await loadLayout(opts.layoutFile, opts.env);
+  opts.redactor.setPublicText(layout.text);
+  if (layout.vault.skipVerify && layout.vault.address.startsWith("https:")) {
+    opts.log.warn({ address: layout.vault.address }, "TLS verification of Vault is DISABLED (skip-verify): anyone on the path can read the secrets");
+  }
+  await prepareAgentDir(layout, opts.log);
+  return layout;
+}
+
+/** Run `fn` holding agent-only/lock (not taken for dry runs, which write nothing). */
+export async function withLock<T>(layout: ResolvedLayout, opts: SyncOptions, command: string, fn: () => Promise<T>): Promise<T> {
+  const lock = opts.dryRun
+    ? null
+    : await Lock.acquire(path.join(layout.agentDir, "lock"), command, opts.lockTimeoutMs, { now: opts.clock.now, sleep: opts.clock.sleep, isAlive: processAlive });
+  try {
+    return await fn();
+  } finally {
+    await lock?.release();
+  }
+}
+
+export async function openSession(layout: ResolvedLayout, opts: SyncOptions): Promise<Session> {
+  const store = new StateStore(layout.agentDir);
+  const state = await store.load();
+  const hmacKey = await store.hmacKey();
+  const client = new VaultClient(layout.vault, {
+    sleep: opts.clock.sleep,
+    random: opts.clock.random,
+    onRetry: (i) => opts.log.info({ path: i.path, attempt: i.attempt, waitMs: i.waitMs }, `${i.reason}; retry ${i.attempt} in ${i.waitMs} ms`),
+  });
+  const authCtx: AuthContext = { layout, client, log: opts.log, redactor: opts.redactor, state, hmacKey, saveState: () => store.save(state) };
+  const auth = await authenticate(authCtx);
+  return { layout, opts, client, state, store, leases: new LeaseStore(layout.agentDir), hmacKey, authCtx, auth };
+}
+
+export async function runSync(opts: SyncOptions): Promise<SyncResult> {
+  const layout = await loadForRun(opts);
+  return withLock(layout, opts, "sync", async () => syncPass(await openSession(layout, opts), { pki: new Set(), leases: new Set() }));
+}
+
+async function fetchStatic(s: Session, names: string[]): Promise<Map<string, SourceData | Error>> {
   const results = new Map<string, SourceData | Error>();
   const kvCache = new Map<string, Promise<1 | 2>>();
-  await mapLimit(names, ctx.layout.vault.concurrency, async (name) => {
-    const spec = ctx.layout.sources.get(name);
-    if (!spec) return;
+  await mapLimit(names, s.layout.vault.concurrency, async (name) => {
+    const spec = s.layout.sources.get(name) as StaticSource;
     try {
-      const d = await readSource(ctx.client, spec, ctx.state, kvCache);
-      ctx.opts.redactor.add(d.data);
+      const d = await readSource(s.client, spec, s.state, kvCache);
+      s.opts.redactor.add(d.data);
       results.set(name, d);
     } catch (e) {
       results.set(name, e instanceof Error ? e : new Error(String(e)));
@@ -129,75 +204,107 @@ async function fetchSources(ctx: RunContext, names: string[]): Promise<Map<strin
   return results;
 }
 
-export async function runSync(opts: SyncOptions): Promise<SyncResult> {
-  const { log } = opts;
-  const layout = await loadLayout(opts.layoutFile, opts.env);
-  opts.redactor.setPublicText(layout.text);
-  if (layout.vault.skipVerify && layout.vault.address.startsWith("https:")) {
-    log.warn({ address: layout.vault.address }, "TLS verification of Vault is DISABLED (skip-verify): anyone on the path can read the secrets");
-  }
-  await prepareAgentDir(layout, log);
-  const lock = opts.dryRun
-    ? null
-    : await Lock.acquire(path.join(layout.agentDir, "lock"), "sync", opts.lockTimeoutMs, { now: opts.clock.now, sleep: opts.clock.sleep, isAlive: processAlive });
-  try {
-    return await syncLocked(layout, opts);
-  } finally {
-    await lock?.release();
-  }
+interface LeaseFetch {
+  data: Map<string, SourceData | Error>;
+  /** Old leases to revoke once the outputs using them are committed and their hooks ran. */
+  revokes: Array<{ source: string; leaseId: string }>;
+  notes: string[];
 }
 
-async function syncLocked(layout: ResolvedLayout, opts: SyncOptions): Promise<SyncResult> {
-  const { log } = opts;
-  const store = new StateStore(layout.agentDir);
-  const state = await store.load();
-  const hmacKey = await store.hmacKey();
-  const client = new VaultClient(layout.vault, {
-    sleep: opts.clock.sleep,
-    random: opts.clock.random,
-    onRetry: (i) => log.info({ path: i.path, attempt: i.attempt, waitMs: i.waitMs }, `${i.reason}; retry ${i.attempt} in ${i.waitMs} ms`),
-  });
-  const ctx: RunContext = { layout, opts, client, state, store, hmacKey };
-  const authCtx = { layout, client, log, redactor: opts.redactor, state, hmacKey, saveState: () => store.save(state) };
-  const auth = await authenticate(authCtx);
+async function fetchLeases(s: Session, names: string[], forces: Forces): Promise<LeaseFetch> {
+  const out: LeaseFetch = { data: new Map(), revokes: [], notes: [] };
+  const cache = await s.leases.load();
+  for (const name of names) {
+    const spec = s.layout.sources.get(name) as LeaseSpec;
+    const force = forces.leases.has(name);
+    try {
+      if (s.opts.dryRun) {
+        const { decision, reason } = decideLease(spec, s.state.leases[name], cache[name], s.opts.clock.now(), force);
+        if (decision !== "keep") out.notes.push(`lease     ${name}  would ${decision} (${reason})`);
+        const cached = cache[name];
+        if (!cached) throw new VrError("RENDER", `dry run: no credentials fetched yet for ${spec.path}`);
+        s.opts.redactor.add(cached.data);
+        out.data.set(name, { data: cached.data });
+        continue;
+      }
+      const r = await resolveLease(name, spec, {
+        client: s.client,
+        state: s.state,
+        store: s.leases,
+        now: s.opts.clock.now,
+        force,
+        saveState: () => s.store.save(s.state),
+      });
+      s.opts.redactor.add(r.data);
+      out.data.set(name, { data: r.data });
+      if (r.action !== "kept") s.opts.log.info({ source: name, action: r.action }, `lease ${name}: ${r.action}${r.reason ? ` (${r.reason})` : ""}`);
+      if (r.oldLeaseId) out.revokes.push({ source: name, leaseId: r.oldLeaseId });
+    } catch (e) {
+      out.data.set(name, e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+  return out;
+}
 
-  // Which sources each output needs (templates are parsed here, so a broken one fails alone).
+export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> {
+  const { layout, opts, state } = s;
+  const { log } = opts;
+
+  if (!opts.dryRun) {
+    const rolled = await recoverJournal(layout.agentDir);
+    if (rolled) log.warn({ count: rolled }, `completed an interrupted certificate set commit (${rolled} files)`);
+    const dirs = new Set([layout.publicDir, ...layout.outputs.flatMap((o) => outputFiles(o).map((f) => path.dirname(path.join(layout.publicDir, f))))]);
+    const n = await cleanStaleTemps(dirs);
+    if (n) log.info({ count: n }, `removed ${n} temp files left by an interrupted run`);
+  }
+
+  // Which sources each file output needs (templates are parsed here, so a broken one fails alone).
   const templates = new Map<string, TemplatePart[]>();
   const needs = new Map<string, string[] | Error>();
   const wanted = new Set<string>();
   for (const o of layout.outputs) {
+    if (!isFileOutput(o)) continue;
     try {
-      const s = await outputSources(o, layout.dir, templates);
-      needs.set(o.file, s);
-      s.forEach((n) => wanted.add(n));
+      const names = await outputSources(o, layout.dir, templates);
+      needs.set(outputId(o), names);
+      names.forEach((n) => wanted.add(n));
     } catch (e) {
-      needs.set(o.file, e as Error);
+      needs.set(outputId(o), e as Error);
     }
   }
+  const known = [...wanted].filter((n) => layout.sources.has(n));
+  const leaseNames = known.filter((n) => layout.sources.get(n)?.type === "lease");
+  const staticNames = known.filter((n) => layout.sources.get(n)?.type !== "lease");
 
-  let sources = await fetchSources(ctx, [...wanted]);
+  let sources = await fetchStatic(s, staticNames);
   const invalid = [...sources].filter(([, r]) => r instanceof VaultRequestError && r.kind === "invalid-token").map(([n]) => n);
   if (invalid.length > 0) {
     log.info("the token was revoked during the run; logging in again once");
-    await login(authCtx);
-    const again = await fetchSources(ctx, invalid);
-    sources = new Map([...sources, ...again]);
+    await login(s.authCtx);
+    sources = new Map([...sources, ...(await fetchStatic(s, invalid))]);
   }
+  const leaseFetch = await fetchLeases(s, leaseNames, forces);
+  sources = new Map([...sources, ...leaseFetch.data]);
 
   const results: OutputResult[] = [];
   const dirsToSync = new Set<string>();
-  if (!opts.dryRun) {
-    const dirs = new Set([layout.publicDir, ...layout.outputs.map((o) => path.dirname(path.join(layout.publicDir, o.file)))]);
-    const n = await cleanStaleTemps(dirs);
-    if (n) log.info({ count: n }, "removed temp files left by an interrupted run");
-  }
-
+  /** Output id → files of it that changed this run. */
+  const changedFiles = new Map<string, string[]>();
   for (const o of layout.outputs) {
-    results.push(await syncOutput(ctx, o, needs.get(o.file) ?? [], sources, templates, dirsToSync));
+    if (isFileOutput(o)) {
+      const r = await syncFileOutput(s, o, needs.get(outputId(o)) ?? [], sources, templates, dirsToSync);
+      results.push(r);
+      if (r.action === "create" || r.action === "update") changedFiles.set(outputId(o), [r.file]);
+    } else {
+      const rs = await syncPki(s, o, forces.pki.has(outputId(o)), dirsToSync);
+      results.push(...rs);
+      const changed = rs.filter((r) => r.action === "create" || r.action === "update").map((r) => r.file);
+      if (changed.length) changedFiles.set(outputId(o), changed);
+    }
   }
 
   // Prune files removed from the layout, but only files vault-render itself wrote.
-  const current = new Set(layout.outputs.map((o) => path.posix.normalize(o.file)));
+  const current = new Set(layout.outputs.flatMap((o) => outputFiles(o)));
   for (const file of Object.keys(state.outputs)) {
     if (current.has(file)) continue;
     const abs = path.join(layout.publicDir, file);
@@ -214,17 +321,105 @@ async function syncLocked(layout: ResolvedLayout, opts: SyncOptions): Promise<Sy
     }
     results.push(r);
   }
-  for (const f of Object.keys(state.failures)) if (!current.has(f)) delete state.failures[f];
+  const ids = new Set(layout.outputs.map(outputId));
+  for (const f of Object.keys(state.failures)) if (!ids.has(f) && !current.has(f)) delete state.failures[f];
+  for (const id of Object.keys(state.pki)) if (!ids.has(id)) delete state.pki[id];
+  // Leases of sources no longer in the layout are revoked.
+  for (const [name, rec] of Object.entries(state.leases)) {
+    if (layout.sources.get(name)?.type === "lease") continue;
+    if (!opts.dryRun) {
+      state.pendingRevokes.push({ leaseId: rec.leaseId, source: name, afterHooks: [], since: new Date(opts.clock.now()).toISOString() });
+      delete state.leases[name];
+    }
+  }
 
   if (!opts.dryRun) await syncDirs(dirsToSync);
+
+  // Hooks: recorded as pending (and saved) before they run, so a crash never loses a notification.
+  const hookFailures: string[] = [];
+  const hooks = layout.raw.hooks ?? {};
+  const at = new Date(opts.clock.now()).toISOString();
+  for (const o of layout.outputs) {
+    const files = changedFiles.get(outputId(o));
+    if (!files) continue;
+    for (const h of o.hooks ?? []) {
+      const p = state.pendingHooks[h];
+      if (opts.dryRun) continue;
+      state.pendingHooks[h] = { files: [...new Set([...(p?.files ?? []), ...files])], since: p?.since ?? at, attempts: p?.attempts ?? 0, lastError: p?.lastError };
+    }
+  }
+  if (opts.runHooks && !opts.dryRun) {
+    for (const h of Object.keys(hooks)) state.pendingHooks[h] ??= { files: [], since: at, attempts: 0 };
+  }
+  for (const { source, leaseId } of leaseFetch.revokes) {
+    const users = layout.outputs.filter((o) => {
+      const n = needs.get(outputId(o));
+      return Array.isArray(n) && n.includes(source);
+    });
+    state.pendingRevokes.push({ leaseId, source, afterHooks: [...new Set(users.flatMap((o) => o.hooks ?? []))], since: at });
+  }
+  if (!opts.dryRun) await s.store.save(state);
+
+  // A pending hook that was removed from the layout is dropped.
+  if (!opts.dryRun) for (const name of Object.keys(state.pendingHooks)) if (!hooks[name]) delete state.pendingHooks[name];
+  const pendingNames = Object.keys(hooks).filter((h) => state.pendingHooks[h]);
+  if (opts.dryRun) {
+    for (const h of Object.keys(hooks)) {
+      const files = layout.outputs.filter((o) => (o.hooks ?? []).includes(h)).map(outputId).filter((id) => results.some((r) => (r.action === "create" || r.action === "update") && (r.file === id || r.file.startsWith(id + "/"))));
+      if (files.length || state.pendingHooks[h]) opts.print(`hook      ${h}  would run${state.pendingHooks[h] ? " (pending from an earlier run)" : ""}`);
+    }
+  } else if (opts.noHooks) {
+    if (pendingNames.length) log.info({ hooks: pendingNames }, `hooks left pending (--no-hooks): ${pendingNames.join(", ")}`);
+  } else {
+    for (const name of pendingNames) {
+      const p = state.pendingHooks[name];
+      const spec = hooks[name];
+      if (!p || !spec) continue;
+      const run = await runHook(name, spec, p.files, { env: opts.env, cwd: layout.dir, log });
+      if (run.ok) {
+        delete state.pendingHooks[name];
+        log.info({ hook: name, files: p.files }, `hook ${name} ran for ${p.files.length ? p.files.join(", ") : "a forced run"}`);
+      } else {
+        const msg = describeHookFailure(run, spec);
+        p.attempts += 1;
+        p.lastError = msg;
+        hookFailures.push(msg);
+        log.error({ hook: name, attempts: p.attempts }, `${msg}; it stays pending and runs again on the next sync`);
+      }
+      await s.store.save(state);
+    }
+  }
+
+  // Revoke replaced leases whose consumers have been notified.
+  if (!opts.dryRun) {
+    const keep: State["pendingRevokes"] = [];
+    for (const r of state.pendingRevokes) {
+      if (r.afterHooks.some((h) => state.pendingHooks[h])) {
+        keep.push(r);
+        continue;
+      }
+      try {
+        await revokeLease(s.client, r.leaseId);
+        log.info({ source: r.source }, `revoked the replaced lease of ${r.source}`);
+      } catch (e) {
+        keep.push(r);
+        log.warn({ source: r.source }, `could not revoke the replaced lease of ${r.source}: ${(e as Error).message}; will retry`);
+      }
+    }
+    state.pendingRevokes = keep;
+  }
 
   const failed = results.filter((r) => r.action === "failed");
   const changed = results.filter((r) => r.action === "create" || r.action === "update" || r.action === "delete");
   let exit: ExitCode = ExitCode.Ok;
   if (failed.length) {
-    const allUnavailable = failed.every((r) => r.error instanceof SourceUnavailable && r.error.error instanceof VaultRequestError && r.error.error.unavailable);
+    const allUnavailable = failed.every((r) => {
+      const e = r.error instanceof SourceUnavailable ? r.error.error : r.error;
+      return e instanceof VaultRequestError && e.unavailable;
+    });
     exit = allUnavailable && changed.length === 0 ? ExitCode.Unavailable : ExitCode.Failed;
   }
+  if (hookFailures.length && exit === ExitCode.Ok) exit = ExitCode.Failed;
   const counts = {
     created: results.filter((r) => r.action === "create").length,
     updated: results.filter((r) => r.action === "update").length,
@@ -235,46 +430,46 @@ async function syncLocked(layout: ResolvedLayout, opts: SyncOptions): Promise<Sy
   const summary = `${counts.created} created, ${counts.updated} updated, ${counts.deleted} deleted, ${counts.unchanged} unchanged, ${counts.failed} failed`;
 
   if (opts.dryRun) {
+    for (const n of leaseFetch.notes) opts.print(n);
     for (const r of results) opts.print(describePlan(r));
     opts.print(`plan: ${summary} (dry run: nothing written)`);
   } else {
-    const at = new Date(opts.clock.now()).toISOString();
     state.lastRun = { at, exit, summary };
     if (exit === ExitCode.Ok) state.lastSuccessAt = at;
-    await store.save(state);
+    await s.store.save(state);
     for (const r of changed) log.info({ file: r.file, action: r.action, keysAdded: r.keysAdded, keysRemoved: r.keysRemoved, keysChanged: r.keysChanged }, describePlan(r));
-    for (const r of failed) log.error({ file: r.file, code: (r.error as VrError).code ?? "ERROR" }, `${r.file}: ${describeError(r.error)}`);
-    log.info({ ...counts, requests: client.requestCount, auth: auth.via }, `sync: ${summary} (${client.requestCount} Vault requests, token ${auth.via})`);
+    for (const r of failed) log.error({ file: r.file, code: errorCode(r.error) }, `${r.file}: ${describeError(r.error)}`);
+    log.info({ ...counts, requests: s.client.requestCount, auth: s.auth.via, hookFailures: hookFailures.length }, `sync: ${summary} (${s.client.requestCount} Vault requests, token ${s.auth.via})`);
   }
-  return { exit, results, requests: client.requestCount, auth: auth.via };
+  return { exit, results, requests: s.client.requestCount, auth: s.auth.via, hookFailures };
 }
 
-function describeError(e: Error | undefined): string {
-  if (!e) return "failed";
-  if (e instanceof SourceUnavailable) return `source "${e.source}": ${describeError(e.error)}`;
-  const hint = e instanceof VrError && e.hint ? ` (hint: ${e.hint})` : "";
-  return e.message + hint;
+function errorCode(e: Error | undefined): string {
+  const inner = e instanceof SourceUnavailable ? e.error : e;
+  return inner instanceof VrError ? inner.code : "ERROR";
 }
 
-async function syncOutput(
-  ctx: RunContext,
-  o: OutputSpec,
+function recordFailure(s: Session, id: string, e: Error): void {
+  if (s.opts.dryRun) return;
+  const rec = { code: errorCode(e), message: describeError(e), at: new Date(s.opts.clock.now()).toISOString() };
+  const prev = s.state.outputs[id];
+  if (prev) prev.lastError = rec;
+  else s.state.failures[id] = rec;
+}
+
+async function syncFileOutput(
+  s: Session,
+  o: FileOutput,
   need: string[] | Error,
   sources: SourceResults,
   templates: Map<string, TemplatePart[]>,
   dirsToSync: Set<string>,
 ): Promise<OutputResult> {
-  const { layout, state, hmacKey, opts } = ctx;
-  const file = path.posix.normalize(o.file);
-  const abs = path.join(layout.publicDir, file);
+  const { layout, state, hmacKey, opts } = s;
+  const file = outputId(o);
   const prev: OutputState | undefined = state.outputs[file];
   const fail = (e: Error): OutputResult => {
-    const at = new Date(opts.clock.now()).toISOString();
-    const rec = { code: e instanceof VrError ? e.code : e instanceof SourceUnavailable && e.error instanceof VrError ? e.error.code : "ERROR", message: describeError(e), at };
-    if (!opts.dryRun) {
-      if (prev) prev.lastError = rec;
-      else state.failures[file] = rec;
-    }
+    recordFailure(s, file, e);
     return { file, action: "failed", error: e };
   };
   if (need instanceof Error) return fail(need);
@@ -286,42 +481,111 @@ async function syncOutput(
     return fail(e as Error);
   }
   const keyHashes = rendered.keys ? Object.fromEntries([...rendered.keys].map(([k, v]) => [k, keyedHash(hmacKey, `${k}\0${v}`)])) : undefined;
-  const sourceVersions = Object.fromEntries(need.map((n) => {
-    const d = sources.get(n);
-    return [n, d && !(d instanceof Error) && d.version !== undefined ? { version: d.version } : {}];
-  }));
+  const sourceVersions = Object.fromEntries(
+    need.map((n) => {
+      const d = sources.get(n);
+      return [n, d && !(d instanceof Error) && d.version !== undefined ? { version: d.version } : {}];
+    }),
+  );
+  const r = await writeIfChanged(s, file, rendered.bytes, keyHashes, dirsToSync);
+  if (r.action === "failed") return fail(r.error as Error);
+  if (!opts.dryRun) {
+    const writtenAt = r.action === "unchanged" && prev ? prev.writtenAt : new Date(opts.clock.now()).toISOString();
+    state.outputs[file] = { hash: keyedHash(hmacKey, rendered.bytes), size: rendered.bytes.length, keys: keyHashes, sources: sourceVersions, writtenAt, lastError: null };
+    delete state.failures[file];
+  }
+  return r;
+}
 
+/** Compare with the file on disk; write atomically when bytes or mode differ (not in dry runs). */
+async function writeIfChanged(s: Session, file: string, bytes: Buffer, keyHashes: Record<string, string> | undefined, dirsToSync: Set<string>): Promise<OutputResult> {
+  const { layout, state, opts } = s;
+  const abs = path.join(layout.publicDir, file);
   let current;
   try {
     current = await readCurrent(abs);
   } catch (e) {
-    return fail(e as Error);
+    return { file, action: "failed", error: e as Error };
   }
-  const same = current !== null && current.bytes.equals(rendered.bytes);
+  const same = current !== null && current.bytes.equals(bytes);
   const modeOk = current !== null && current.mode === FILE_MODE;
-  const hash = keyedHash(hmacKey, rendered.bytes);
   const result: OutputResult = {
     file,
     action: current === null ? "create" : same && modeOk ? "unchanged" : "update",
     sizeBefore: current?.bytes.length,
-    sizeAfter: rendered.bytes.length,
+    sizeAfter: bytes.length,
     modeFixed: same && !modeOk,
-    ...(current === null || !same ? keyDiff(prev?.keys, keyHashes) : {}),
+    ...(current === null || !same ? keyDiff(state.outputs[file]?.keys, keyHashes) : {}),
   };
-  if (opts.dryRun) return result;
-
-  if (result.action !== "unchanged") {
-    try {
-      const dirRel = path.posix.dirname(file);
-      await ensureDirChain(layout.publicDir, dirRel === "." ? "" : dirRel, DIR_MODE, dirsToSync);
-      await atomicWrite(abs, rendered.bytes, FILE_MODE, opts.writeFault);
-      dirsToSync.add(path.dirname(abs));
-    } catch (e) {
-      return fail(e as Error);
-    }
+  if (opts.dryRun || result.action === "unchanged") return result;
+  try {
+    const dirRel = path.posix.dirname(file);
+    await ensureDirChain(layout.publicDir, dirRel === "." ? "" : dirRel, DIR_MODE, dirsToSync);
+    await atomicWrite(abs, bytes, FILE_MODE, opts.writeFault);
+    dirsToSync.add(path.dirname(abs));
+  } catch (e) {
+    return { file, action: "failed", error: e as Error };
   }
-  const writtenAt = result.action === "unchanged" && prev ? prev.writtenAt : new Date(opts.clock.now()).toISOString();
-  state.outputs[file] = { hash, size: rendered.bytes.length, keys: keyHashes, sources: sourceVersions, writtenAt, lastError: null };
-  delete state.failures[file];
   return result;
+}
+
+/** A PKI set: re-issued only when due (or forced), verified, then committed as one unit. */
+async function syncPki(s: Session, o: PkiOutput, force: boolean, dirsToSync: Set<string>): Promise<OutputResult[]> {
+  const { layout, state, opts, hmacKey } = s;
+  const id = outputId(o);
+  const parts = pkiFiles(o);
+  const reqHash = pkiRequestHash(hmacKey, o);
+  let reason: string | null;
+  try {
+    reason = force ? "rotation requested" : await pkiDueReason(o, layout.publicDir, opts.clock.now(), state.pki[id]?.requestHash, reqHash);
+  } catch (e) {
+    recordFailure(s, id, e as Error);
+    return [{ file: id, action: "failed", error: e as Error }];
+  }
+  if (reason === null) {
+    // Not due: only make sure the modes are right (content is left alone).
+    const out: OutputResult[] = [];
+    for (const rel of Object.values(parts)) {
+      const cur = await readCurrent(path.join(layout.publicDir, rel)).catch(() => null);
+      if (cur && cur.mode !== FILE_MODE && !opts.dryRun) await chmod(path.join(layout.publicDir, rel), FILE_MODE).catch(() => undefined);
+      out.push({ file: rel, action: "unchanged", modeFixed: cur !== null && cur.mode !== FILE_MODE });
+    }
+    return out;
+  }
+  if (opts.dryRun) {
+    return Object.values(parts).map((rel) => ({ file: rel, action: state.outputs[rel] ? "update" : "create", note: `issue a new certificate (${reason})` }) as OutputResult);
+  }
+  try {
+    const set = await issueSet(s.client, o);
+    opts.redactor.add(set.privateKey);
+    const renames: Array<[string, string]> = [];
+    const entries = Object.entries(parts) as Array<[PkiPart, string]>;
+    try {
+      for (const [part, rel] of entries) {
+        const abs = path.join(layout.publicDir, rel);
+        await readCurrent(abs); // refuses a planted symlink
+        const dirRel = path.posix.dirname(rel);
+        await ensureDirChain(layout.publicDir, dirRel === "." ? "" : dirRel, DIR_MODE, dirsToSync);
+        renames.push([await prepareTemp(abs, set.files[part] as Buffer, FILE_MODE, opts.writeFault), abs]);
+      }
+    } catch (e) {
+      await Promise.all(renames.map(([tmp]) => unlink(tmp).catch(() => undefined)));
+      throw e;
+    }
+    const before = state.pki[id];
+    await commitSet(layout.agentDir, renames);
+    const at = new Date(opts.clock.now()).toISOString();
+    state.pki[id] = { serial: set.serial, notAfter: set.notAfter, notBefore: set.notBefore, requestHash: reqHash, issuedAt: at };
+    for (const [part, rel] of entries) {
+      const bytes = set.files[part] as Buffer;
+      state.outputs[rel] = { hash: keyedHash(hmacKey, bytes), size: bytes.length, sources: {}, writtenAt: at, lastError: null };
+    }
+    delete state.failures[id];
+    const note = `serial ${before?.serial ?? "-"} -> ${set.serial}, expires ${new Date(set.notAfter).toISOString()} (${reason})`;
+    opts.log.info({ output: id, serial: set.serial }, `issued a certificate for ${id}: ${note}`);
+    return entries.map(([, rel]) => ({ file: rel, action: state.outputs[rel] && before ? "update" : "create", note }) as OutputResult);
+  } catch (e) {
+    recordFailure(s, id, e as Error);
+    return [{ file: id, action: "failed", error: e as Error }];
+  }
 }

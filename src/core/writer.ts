@@ -117,8 +117,11 @@ export async function readCurrent(file: string): Promise<CurrentFile | null> {
   }
 }
 
-/** Replace `file` atomically with `bytes` at `mode`. The caller fsyncs the directory. */
-export async function atomicWrite(file: string, bytes: Uint8Array, mode: number, fault?: WriteFault): Promise<void> {
+/**
+ * Write `bytes` into a new hidden temp file beside `file` (0600, O_EXCL, every byte checked,
+ * fchmod to `mode`, fsync) and return its path. Nothing is visible at `file` yet.
+ */
+export async function prepareTemp(file: string, bytes: Uint8Array, mode: number, fault?: WriteFault): Promise<string> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
   let fh: FileHandle | undefined;
@@ -137,13 +140,28 @@ export async function atomicWrite(file: string, bytes: Uint8Array, mode: number,
     await fh.sync();
     await fh.close();
     fh = undefined;
-    await rename(tmp, file);
+    return tmp;
   } catch (e) {
     await fh?.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
     if (e instanceof VrError) throw e;
     throw writeError("write", file, e);
   }
+}
+
+/** Move a prepared temp file over its target (atomic on one filesystem). */
+export async function commitTemp(tmp: string, file: string): Promise<void> {
+  try {
+    await rename(tmp, file);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw writeError("replace", file, e);
+  }
+}
+
+/** Replace `file` atomically with `bytes` at `mode`. The caller fsyncs the directory. */
+export async function atomicWrite(file: string, bytes: Uint8Array, mode: number, fault?: WriteFault): Promise<void> {
+  await commitTemp(await prepareTemp(file, bytes, mode, fault), file);
 }
 
 /** fsync each directory once (after a batch of renames or unlinks). */

@@ -31,7 +31,7 @@ describe("layout validation", () => {
       "$.auth.approle.secretIdFile: required (expected string)",
       "$.sources.db.mount: a mount path without a trailing /",
       '$.outputs[0].keys: an env output needs "keys", "from" or both',
-      '$.outputs[1].format: expected one of "env", "raw", "json", "template"',
+      '$.outputs[1].format: expected one of "env", "raw", "json", "template", "pki"',
       '$.outputs[2]: unknown field "extra"',
     ]);
   });

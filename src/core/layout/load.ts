@@ -10,6 +10,7 @@ import { ExitCode, VrError } from "../errors.js";
 import { checkOutputPath } from "../paths.js";
 import { parseDuration } from "../duration.js";
 import { layoutSchema } from "./schema.js";
+import { isPki, outputFiles, pkiFiles } from "./outputs.js";
 import type { Layout, OutputSpec, SourceSpec } from "./schema.js";
 
 export interface LayoutIssue {
@@ -42,6 +43,8 @@ export interface ResolvedLayout {
     secretIdFile: string;
     secretIdWrapped: boolean;
     removeSecretIdFile: boolean;
+    roleName: string | undefined;
+    revokeOldSecretId: boolean;
   };
   publicDir: string;
   agentDir: string;
@@ -90,18 +93,27 @@ export function validateLayout(doc: unknown): { layout: Layout; issues: [] } | {
   const layout = parsed.data;
   const issues: LayoutIssue[] = [];
   const seen = new Map<string, number>();
+  const hooks = layout.hooks ?? {};
   layout.outputs.forEach((o, i) => {
-    const problem = checkOutputPath(o.file);
+    const problem = checkOutputPath(isPki(o) ? o.dir : o.file);
     if (problem) {
-      issues.push({ path: jsonPath(["outputs", i, "file"]), message: problem });
+      issues.push({ path: jsonPath(["outputs", i, isPki(o) ? "dir" : "file"]), message: problem });
       return;
     }
-    const norm = path.posix.normalize(o.file);
-    const prev = seen.get(norm);
-    if (prev !== undefined) {
-      issues.push({ path: jsonPath(["outputs", i, "file"]), message: `duplicate output file "${norm}" (also $.outputs[${prev}])` });
-    } else {
-      seen.set(norm, i);
+    if (isPki(o)) {
+      for (const [part, rel] of Object.entries(pkiFiles(o))) {
+        const name = rel.slice(path.posix.normalize(o.dir).length + 1);
+        const p = name.includes("/") ? "must be a file name, not a path" : checkOutputPath(name);
+        if (p) issues.push({ path: jsonPath(["outputs", i, "files", part]), message: p });
+      }
+    }
+    for (const norm of outputFiles(o)) {
+      const prev = seen.get(norm);
+      if (prev !== undefined && prev !== i) {
+        issues.push({ path: jsonPath(["outputs", i, isPki(o) ? "dir" : "file"]), message: `duplicate output file "${norm}" (also $.outputs[${prev}])` });
+      } else {
+        seen.set(norm, i);
+      }
     }
     for (const [where, ref] of outputRefs(o)) {
       const src = ref.split(".", 1)[0] ?? "";
@@ -109,10 +121,20 @@ export function validateLayout(doc: unknown): { layout: Layout; issues: [] } | {
         issues.push({ path: jsonPath(["outputs", i, ...where]), message: `unknown source "${src}" (defined sources: ${Object.keys(layout.sources).join(", ") || "none"})` });
       }
     }
+    (o.hooks ?? []).forEach((h, j) => {
+      if (!(h in hooks)) issues.push({ path: jsonPath(["outputs", i, "hooks", j]), message: `unknown hook "${h}" (defined hooks: ${Object.keys(hooks).join(", ") || "none"})` });
+    });
   });
+  for (const [name, h] of Object.entries(hooks)) {
+    if (h.shell && typeof h.command !== "string") issues.push({ path: jsonPath(["hooks", name, "command"]), message: 'with "shell": true the command is one string' });
+    if (!h.shell && typeof h.command === "string") issues.push({ path: jsonPath(["hooks", name, "command"]), message: 'an argv array such as ["docker", "restart", "app"] (or set "shell": true)' });
+  }
   for (const [name, s] of Object.entries(layout.sources)) {
     if (s.type === "kv" && s.version !== undefined && s.kvVersion === 1) {
       issues.push({ path: jsonPath(["sources", name, "version"]), message: "version pinning needs a KV v2 source" });
+    }
+    if (s.type === "kv" && s.generate && (s.kvVersion === 1 || s.version !== undefined)) {
+      issues.push({ path: jsonPath(["sources", name, "generate"]), message: "a generator needs an unpinned KV v2 source (it writes new versions with check-and-set)" });
     }
   }
   for (const f of ["roleIdFile", "secretIdFile"] as const) {
@@ -126,6 +148,7 @@ export function validateLayout(doc: unknown): { layout: Layout; issues: [] } | {
 /** Every source reference an output makes, with the JSON sub-path it was found at. */
 export function outputRefs(o: OutputSpec): Array<[Array<string | number>, string]> {
   const refs: Array<[Array<string | number>, string]> = [];
+  if (o.format === "pki") return refs;
   if (o.format === "raw") refs.push([["value"], o.value]);
   if (o.format === "env" || o.format === "json") {
     for (const [k, v] of Object.entries(o.keys ?? {})) refs.push([["keys", k], v]);
@@ -222,6 +245,8 @@ export function resolveLayout(abs: string, layout: Layout, env: Env, text = JSON
       secretIdFile: path.join(agentDir, layout.auth.approle.secretIdFile),
       secretIdWrapped: layout.auth.approle.secretIdWrapped ?? false,
       removeSecretIdFile: layout.auth.approle.removeSecretIdFile ?? false,
+      roleName: layout.auth.approle.roleName,
+      revokeOldSecretId: layout.auth.approle.revokeOldSecretId ?? false,
     },
     publicDir,
     agentDir,

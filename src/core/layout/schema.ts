@@ -43,8 +43,33 @@ export const kvSourceSchema = z
       .positive()
       .optional()
       .describe("KV v2 only: pin this version instead of the latest."),
+    generate: z
+      .strictObject({
+        key: z.string().min(1).describe("The key that `vault-render rotate` replaces with a new random value."),
+        length: z.number().int().min(8).max(512).default(32).describe("Length in characters (default 32)."),
+        alphabet: z
+          .union([z.enum(["alnum", "hex", "base64url", "ascii-printable"]), z.string().min(2).max(256)])
+          .default("alnum")
+          .describe('"alnum" (default), "hex", "base64url", "ascii-printable", or the literal characters to draw from.'),
+      })
+      .optional()
+      .describe("KV v2 only: lets `vault-render rotate` write a new random value for one key (check-and-set). Without it a KV secret is never rotated."),
   })
   .describe("A KV v1 or v2 secret.");
+
+const durationOrFraction = z
+  .union([duration, z.number().gt(0).lt(1)])
+  .describe('A duration ("240h") or a fraction of the lifetime (0.33).');
+
+export const leaseSourceSchema = z
+  .strictObject({
+    type: z.literal("lease"),
+    path: vaultPath.describe('A path whose read returns a lease, e.g. "database/creds/app".'),
+    renewBefore: durationOrFraction
+      .optional()
+      .describe("Renew (or, when not renewable or near its max TTL, replace) the lease when less than this is left. Default 0.5 of its duration."),
+  })
+  .describe("Leased dynamic credentials: fetched once, then renewed or replaced on their own lifecycle, never on every run.");
 
 export const readSourceSchema = z
   .strictObject({
@@ -53,7 +78,7 @@ export const readSourceSchema = z
   })
   .describe("A generic read of any Vault path that returns a flat `data` object.");
 
-export const sourceSchema = z.discriminatedUnion("type", [kvSourceSchema, readSourceSchema]);
+export const sourceSchema = z.discriminatedUnion("type", [kvSourceSchema, readSourceSchema, leaseSourceSchema]);
 
 const outputFile = z
   .string()
@@ -74,8 +99,14 @@ const fromList = z
   .min(1)
   .describe('All keys of these sources, sorted by name: ["app"] or [{ "source": "app", "prefix": "APP_" }].');
 
+const hookRefs = z
+  .array(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a hook name"))
+  .optional()
+  .describe('Hooks (names from "hooks") to run once after this output changes.');
+
 const common = {
   file: outputFile,
+  hooks: hookRefs,
 };
 
 export const envOutputSchema = z
@@ -135,12 +166,52 @@ export const templateOutputSchema = z
   })
   .describe('Text with {{ source.key }} references; helpers: {{ source.key | json }}, {{ source.key | base64 }}, {{ source.key | base64decode }}. A missing key is an error. No code execution.');
 
+const pemFileName = z.string().min(1).max(255).nullable();
+
+export const pkiOutputSchema = z
+  .strictObject({
+    format: z.literal("pki"),
+    dir: outputFile.describe('Directory of the certificate set, relative to public/, e.g. "certs/nextcloud".'),
+    hooks: hookRefs,
+    mount: mountPath.describe('The PKI mount, e.g. "pki_int".'),
+    role: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, "a PKI role name"),
+    commonName: z.string().min(1).max(255),
+    altNames: z.array(z.string().min(1).max(255)).optional().describe("DNS subject alternative names."),
+    ipSans: z.array(z.string().min(1).max(64)).optional().describe("IP subject alternative names."),
+    ttl: duration.optional().describe("Requested lifetime (the role caps it)."),
+    privateKeyFormat: z.enum(["der", "pkcs8"]).optional().describe('"pkcs8" writes BEGIN PRIVATE KEY; default is the key type\'s own PEM.'),
+    renewBefore: durationOrFraction
+      .optional()
+      .describe("Re-issue when less than this is left (default 0.33 of the certificate's lifetime)."),
+    files: z
+      .strictObject({
+        cert: pemFileName.optional().describe('Default "cert.pem" (the leaf only).'),
+        key: pemFileName.optional().describe('Default "key.pem".'),
+        ca: pemFileName.optional().describe('Default "ca.pem" (issuing CA and its chain).'),
+        fullchain: pemFileName.optional().describe('Default "fullchain.pem" (leaf + chain, what nginx and Traefik want).'),
+      })
+      .optional()
+      .describe("File names in the set; null leaves one out."),
+  })
+  .describe("A certificate issued from a PKI role, written as one set (cert, key, CA chain, full chain). Re-issued only when due.");
+
 export const outputSchema = z.discriminatedUnion("format", [
   envOutputSchema,
   rawOutputSchema,
   jsonOutputSchema,
   templateOutputSchema,
+  pkiOutputSchema,
 ]);
+
+export const hookSchema = z
+  .strictObject({
+    command: z
+      .union([z.array(z.string().min(1)).min(1), z.string().min(1)])
+      .describe('argv, e.g. ["docker", "restart", "nextcloud"]; a string only with "shell": true.'),
+    shell: z.boolean().optional().describe("Run `command` (a string) through /bin/sh -c. Default false."),
+    timeout: duration.optional().describe('Default "60s"; then SIGTERM, and SIGKILL 5 s later.'),
+  })
+  .describe("A command run once per sync after the outputs that name it changed (VAULT_RENDER_CHANGED_FILES lists them).");
 
 export const layoutSchema = z
   .strictObject({
@@ -170,6 +241,15 @@ export const layoutSchema = z
           .boolean()
           .optional()
           .describe("The secret_id file holds a response-wrapping token: unwrap it (checking its creation path) and keep the unwrapped secret_id in its place."),
+        roleName: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,128}$/, "an AppRole role name")
+          .optional()
+          .describe("The role's name; needed by `vault-render rotate --secret-id`."),
+        revokeOldSecretId: z
+          .boolean()
+          .optional()
+          .describe("After `rotate --secret-id` proved the new secret_id, destroy the old one (by accessor). Default false: it expires on its own TTL."),
         removeSecretIdFile: z
           .boolean()
           .optional()
@@ -184,6 +264,7 @@ export const layoutSchema = z
       .partial()
       .default({}),
     sources: z.record(sourceName, sourceSchema).describe("Named Vault secrets the outputs draw from."),
+    hooks: z.record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a hook name"), hookSchema).optional().describe("Named commands outputs can trigger."),
     outputs: z.array(outputSchema).describe("Files to render into public/."),
   })
   .describe("vault-render layout: which Vault secrets become which files in public/.");
@@ -195,6 +276,9 @@ export type EnvOutput = z.infer<typeof envOutputSchema>;
 export type JsonOutput = z.infer<typeof jsonOutputSchema>;
 export type RawOutput = z.infer<typeof rawOutputSchema>;
 export type TemplateOutput = z.infer<typeof templateOutputSchema>;
+export type PkiOutput = z.infer<typeof pkiOutputSchema>;
+export type FileOutput = Exclude<OutputSpec, PkiOutput>;
+export type HookSpec = z.infer<typeof hookSchema>;
 
 export function layoutJsonSchema(): unknown {
   return z.toJSONSchema(layoutSchema, { io: "input", target: "draft-2020-12" });

@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { VrError } from "../errors.js";
-import type { OutputSpec } from "../layout/schema.js";
+import type { FileOutput } from "../layout/schema.js";
 import type { SourceData } from "../sources.js";
 import { encodeEnvFile } from "./dotenv.js";
 import type { DotenvDialect } from "./dotenv.js";
@@ -57,7 +57,7 @@ function lookupValue(results: SourceResults, ref: string, file: string): unknown
 }
 
 /** Entries of an env/json output in order: explicit keys first (layout order), then each `from` source's keys sorted. */
-function collectEntries(o: Extract<OutputSpec, { format: "env" | "json" }>, results: SourceResults): Array<[string, unknown]> {
+function collectEntries(o: Extract<FileOutput, { format: "env" | "json" }>, results: SourceResults): Array<[string, unknown]> {
   const out: Array<[string, unknown]> = [];
   const seen = new Map<string, string>();
   const add = (name: string, value: unknown, origin: string) => {
@@ -79,7 +79,7 @@ function collectEntries(o: Extract<OutputSpec, { format: "env" | "json" }>, resu
 }
 
 /** Which sources an output needs (templates are parsed for it). */
-export async function outputSources(o: OutputSpec, layoutDir: string, templates: Map<string, TemplatePart[]>): Promise<string[]> {
+export async function outputSources(o: FileOutput, layoutDir: string, templates: Map<string, TemplatePart[]>): Promise<string[]> {
   let refs: string[] = [];
   if (o.format === "raw") refs = [o.value];
   else if (o.format === "template") refs = templateRefs(await loadTemplate(o, layoutDir, templates));
@@ -90,7 +90,7 @@ export async function outputSources(o: OutputSpec, layoutDir: string, templates:
   return [...new Set(refs.map((r) => splitRef(r)[0]))];
 }
 
-async function loadTemplate(o: Extract<OutputSpec, { format: "template" }>, layoutDir: string, cache: Map<string, TemplatePart[]>): Promise<TemplatePart[]> {
+async function loadTemplate(o: Extract<FileOutput, { format: "template" }>, layoutDir: string, cache: Map<string, TemplatePart[]>): Promise<TemplatePart[]> {
   const cached = cache.get(o.file);
   if (cached) return cached;
   let text: string;
@@ -112,7 +112,7 @@ async function loadTemplate(o: Extract<OutputSpec, { format: "template" }>, layo
   return parts;
 }
 
-export async function renderOutput(o: OutputSpec, results: SourceResults, layoutDir: string, templates: Map<string, TemplatePart[]>): Promise<Rendered> {
+export async function renderOutput(o: FileOutput, results: SourceResults, layoutDir: string, templates: Map<string, TemplatePart[]>): Promise<Rendered> {
   switch (o.format) {
     case "raw": {
       const v = valueText(lookupValue(results, o.value, o.file));

@@ -1,0 +1,69 @@
+/**
+ * Change hooks: each hook whose outputs changed runs once per run, in layout order, after every
+ * write of the run is committed. argv without a shell unless asked; a timeout with SIGTERM, then
+ * SIGKILL; output logged through the redactor; the changed files in its environment. Pending
+ * hooks are persisted in state, so a change is never silently unnotified.
+ */
+import { spawn } from "node:child_process";
+import type { Env } from "./layout/load.js";
+import type { HookSpec } from "./layout/schema.js";
+import type { Logger } from "./log.js";
+import { parseDuration } from "./duration.js";
+
+export const KILL_GRACE_MS = 5000;
+
+export interface HookRun {
+  name: string;
+  ok: boolean;
+  code: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  error?: string;
+}
+
+const MAX_CAPTURE = 64 * 1024;
+
+export function runHook(name: string, spec: HookSpec, files: string[], opts: { env: Env; cwd: string; log: Logger }): Promise<HookRun> {
+  const timeoutMs = spec.timeout ? parseDuration(spec.timeout) : 60_000;
+  const [cmd, args] = spec.shell ? ["/bin/sh", ["-c", spec.command as string]] : [(spec.command as string[])[0] as string, (spec.command as string[]).slice(1)];
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(opts.env)) if (v !== undefined && !k.startsWith("VAULT_")) env[k] = v;
+  env.VAULT_RENDER_HOOK = name;
+  env.VAULT_RENDER_CHANGED_FILES = files.join("\n");
+  return new Promise((resolve) => {
+    let out = "";
+    let timedOut = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const child = spawn(cmd, args, { cwd: opts.cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: false });
+    const collect = (d: Buffer) => {
+      if (out.length < MAX_CAPTURE) out += d.toString("utf8");
+    };
+    child.stdout.on("data", collect);
+    child.stderr.on("data", collect);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGTERM");
+      killTimer = setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
+    }, timeoutMs);
+    let done = false;
+    const finish = (r: Omit<HookRun, "name">) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      for (const line of out.split("\n").filter((l) => l.trim())) opts.log.info({ hook: name }, `hook ${name}: ${line.slice(0, 500)}`);
+      resolve({ name, ...r });
+    };
+    child.on("error", (e) => finish({ ok: false, code: null, signal: null, timedOut: false, error: (e as NodeJS.ErrnoException).code ?? e.message }));
+    child.on("close", (code, signal) => {
+      finish({ ok: code === 0 && !timedOut, code, signal, timedOut });
+    });
+  });
+}
+
+export function describeHookFailure(r: HookRun, spec: HookSpec): string {
+  if (r.error) return `hook ${r.name} could not start: ${r.error}`;
+  if (r.timedOut) return `hook ${r.name} timed out after ${spec.timeout ?? "60s"} and was stopped (${r.signal ?? "exited"})`;
+  if (r.signal) return `hook ${r.name} was killed by ${r.signal}`;
+  return `hook ${r.name} failed with exit code ${r.code}`;
+}
