@@ -6,14 +6,22 @@ import { Command, CommanderError, Option } from "commander";
 import { createRequire } from "node:module";
 import { ExitCode, isVrError, oneLine } from "./core/errors.js";
 import { systemClock } from "./core/clock.js";
+import type { Clock } from "./core/clock.js";
 import { Redactor, createLogger } from "./core/log.js";
 import type { CommandContext } from "./commands/context.js";
 import { defaultLayout } from "./commands/context.js";
 import { registerSync } from "./commands/sync.js";
 import { registerSchema } from "./commands/schema.js";
+import { registerRotate } from "./commands/rotate.js";
 
 const require = createRequire(import.meta.url);
 const { version } = require("../package.json") as { version: string };
+
+/** Test seam: VAULT_RENDER_TEST_NOW_OFFSET (seconds) moves this process's clock, as the double's advanceTime does. */
+function testClock(offset: string | undefined): Clock {
+  const sec = offset && /^-?\d+$/.test(offset) ? Number(offset) : 0;
+  return sec === 0 ? systemClock : { ...systemClock, now: () => Date.now() + sec * 1000 };
+}
 
 export async function main(argv: string[]): Promise<number> {
   let exit: number = ExitCode.Ok;
@@ -23,7 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     stdout: process.stdout,
     stderr: process.stderr,
     isTTY: process.stderr.isTTY === true,
-    clock: systemClock,
+    clock: testClock(process.env.VAULT_RENDER_TEST_NOW_OFFSET),
     redactor,
     logger: (level, format) => createLogger({ level, format, out: process.stderr, redactor }),
     setExit: (c) => {
@@ -42,6 +50,7 @@ export async function main(argv: string[]): Promise<number> {
     .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
 
   registerSync(program, ctx);
+  registerRotate(program, ctx);
   registerSchema(program, ctx);
 
   const debug = argv.includes("--debug");

@@ -5,6 +5,9 @@
 import type { Clock } from "../core/clock.js";
 import type { Logger, LogFormat, LogLevel, Redactor } from "../core/log.js";
 import type { Env } from "../core/layout/load.js";
+import type { WriteFault } from "../core/writer.js";
+import { parseDuration } from "../core/duration.js";
+import { ExitCode, VrError } from "../core/errors.js";
 
 export interface GlobalOptions {
   layout: string;
@@ -37,4 +40,42 @@ export function levelFor(g: GlobalOptions, quietDefault: LogLevel): LogLevel {
 /** Human lines by default; `--log-format json` for log shippers (watch mode defaults to JSON off a TTY). */
 export function formatFor(g: GlobalOptions, ctx: CommandContext, offTty: LogFormat = "pretty"): LogFormat {
   return g.logFormat ?? (ctx.isTTY ? "pretty" : offTty);
+}
+
+/** Options every Vault-touching command shares. */
+export function commonSyncOptions(ctx: CommandContext, g: GlobalOptions) {
+  return {
+    layoutFile: g.layout,
+    env: ctx.env,
+    redactor: ctx.redactor,
+    clock: ctx.clock,
+    print: (line: string) => {
+      ctx.stdout.write(ctx.redactor.redact(line) + "\n");
+    },
+    writeFault: testWriteFault(ctx.env.VAULT_RENDER_TEST_FAULT),
+  };
+}
+
+export function parseLockTimeout(text: string): number {
+  try {
+    return parseDuration(text);
+  } catch {
+    throw new VrError("USAGE", `--lock-timeout: "${text}" is not a duration (e.g. 30s, 2m)`, { exit: ExitCode.Usage });
+  }
+}
+
+/**
+ * A fault-injection seam for the reliability tests, at the writer's boundary:
+ * VAULT_RENDER_TEST_FAULT="kill:<path part>" SIGKILLs this process just before writing a file
+ * whose path contains <path part>; "enospc:<path part>" fails that write with ENOSPC.
+ */
+function testWriteFault(spec: string | undefined): WriteFault | undefined {
+  const m = spec ? /^(kill|enospc):(.+)$/.exec(spec) : null;
+  if (!m) return undefined;
+  const [, kind, part] = m as unknown as [string, string, string];
+  return (file) => {
+    if (!file.includes(part)) return;
+    if (kind === "kill") process.kill(process.pid, "SIGKILL");
+    throw Object.assign(new Error("injected fault: no space left on device"), { code: "ENOSPC" });
+  };
 }

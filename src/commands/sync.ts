@@ -1,35 +1,25 @@
 import type { Command } from "commander";
-import { Option } from "commander";
 import type { CommandContext, GlobalOptions } from "./context.js";
-import { formatFor, levelFor } from "./context.js";
-import { parseDuration } from "../core/duration.js";
-import { ExitCode, VrError } from "../core/errors.js";
+import { commonSyncOptions, formatFor, levelFor, parseLockTimeout } from "./context.js";
 
 export function registerSync(program: Command, ctx: CommandContext): void {
   program
     .command("sync")
     .description("render every output from Vault into public/ (silent on success; -v for a summary)")
     .option("-n, --dry-run", "show the plan (files and key names, never values) and write nothing")
-    .addOption(new Option("--lock-timeout <duration>", "how long to wait for another run's lock").default("30s"))
-    .action(async (opts: { dryRun?: boolean; lockTimeout: string }, cmd: Command) => {
+    .option("--no-hooks", "leave hooks pending instead of running them")
+    .option("--run-hooks", "run every hook of the layout, changed or not")
+    .option("--lock-timeout <duration>", "how long to wait for another run's lock", "30s")
+    .action(async (opts: { dryRun?: boolean; hooks: boolean; runHooks?: boolean; lockTimeout: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      let lockTimeoutMs: number;
-      try {
-        lockTimeoutMs = parseDuration(opts.lockTimeout);
-      } catch {
-        throw new VrError("USAGE", `--lock-timeout: "${opts.lockTimeout}" is not a duration (e.g. 30s, 2m)`, { exit: ExitCode.Usage });
-      }
-      const log = ctx.logger(levelFor(g, "warn"), formatFor(g, ctx));
       const { runSync } = await import("../core/sync.js");
       const res = await runSync({
-        layoutFile: g.layout,
-        env: ctx.env,
+        ...commonSyncOptions(ctx, g),
+        log: ctx.logger(levelFor(g, "warn"), formatFor(g, ctx)),
         dryRun: opts.dryRun === true,
-        lockTimeoutMs,
-        log,
-        redactor: ctx.redactor,
-        clock: ctx.clock,
-        print: (line) => ctx.stdout.write(ctx.redactor.redact(line) + "\n"),
+        lockTimeoutMs: parseLockTimeout(opts.lockTimeout),
+        noHooks: !opts.hooks,
+        runHooks: opts.runHooks === true,
       });
       ctx.setExit(res.exit);
     });

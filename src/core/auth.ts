@@ -97,10 +97,11 @@ async function resolveSecretId(ctx: AuthContext): Promise<string> {
   return secretId;
 }
 
-export async function login(ctx: AuthContext): Promise<AuthResult> {
+/** AppRole login; `secretIdOverride` proves a freshly generated secret_id (rotate --secret-id). */
+export async function login(ctx: AuthContext, secretIdOverride?: string): Promise<AuthResult> {
   const { layout, client, redactor, log } = ctx;
   const roleId = await readSecretFile(layout.approle.roleIdFile, "role_id", redactor);
-  const secretId = await resolveSecretId(ctx);
+  const secretId = secretIdOverride ?? (await resolveSecretId(ctx));
   let res;
   try {
     res = await client.write(`auth/${layout.approle.mount}/login`, { role_id: roleId, secret_id: secretId });

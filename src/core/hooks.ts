@@ -34,7 +34,15 @@ export function runHook(name: string, spec: HookSpec, files: string[], opts: { e
     let out = "";
     let timedOut = false;
     let killTimer: NodeJS.Timeout | undefined;
-    const child = spawn(cmd, args, { cwd: opts.cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: false });
+    // Its own process group, so a timeout stops the hook and everything it started.
+    const child = spawn(cmd, args, { cwd: opts.cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    const signalGroup = (sig: NodeJS.Signals) => {
+      try {
+        if (child.pid) process.kill(-child.pid, sig);
+      } catch {
+        child.kill(sig);
+      }
+    };
     const collect = (d: Buffer) => {
       if (out.length < MAX_CAPTURE) out += d.toString("utf8");
     };
@@ -42,8 +50,8 @@ export function runHook(name: string, spec: HookSpec, files: string[], opts: { e
     child.stderr.on("data", collect);
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill("SIGTERM");
-      killTimer = setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
+      signalGroup("SIGTERM");
+      killTimer = setTimeout(() => signalGroup("SIGKILL"), KILL_GRACE_MS);
     }, timeoutMs);
     let done = false;
     const finish = (r: Omit<HookRun, "name">) => {

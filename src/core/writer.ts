@@ -235,8 +235,8 @@ export async function readPrivate(file: string): Promise<Buffer | null> {
 }
 
 /** Atomically write a private file in agent-only/ (0600) and fsync its directory. */
-export async function writePrivate(file: string, bytes: Uint8Array | string): Promise<void> {
+export async function writePrivate(file: string, bytes: Uint8Array | string, fault?: WriteFault): Promise<void> {
   const buf = typeof bytes === "string" ? Buffer.from(bytes) : bytes;
-  await atomicWrite(file, buf, PRIVATE_FILE_MODE);
+  await atomicWrite(file, buf, PRIVATE_FILE_MODE, fault);
   await syncDirs([path.dirname(file)]);
 }
