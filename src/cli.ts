@@ -13,6 +13,8 @@ import { defaultLayout } from "./commands/context.js";
 import { registerSync } from "./commands/sync.js";
 import { registerSchema } from "./commands/schema.js";
 import { registerRotate } from "./commands/rotate.js";
+import { registerCheck } from "./commands/check.js";
+import { registerStatus } from "./commands/status.js";
 
 const require = createRequire(import.meta.url);
 const { version } = require("../package.json") as { version: string };
@@ -31,6 +33,7 @@ export async function main(argv: string[]): Promise<number> {
     stdout: process.stdout,
     stderr: process.stderr,
     isTTY: process.stderr.isTTY === true,
+    stdoutIsTTY: process.stdout.isTTY === true,
     clock: testClock(process.env.VAULT_RENDER_TEST_NOW_OFFSET),
     redactor,
     logger: (level, format) => createLogger({ level, format, out: process.stderr, redactor }),
@@ -51,6 +54,8 @@ export async function main(argv: string[]): Promise<number> {
 
   registerSync(program, ctx);
   registerRotate(program, ctx);
+  registerCheck(program, ctx);
+  registerStatus(program, ctx);
   registerSchema(program, ctx);
 
   const debug = argv.includes("--debug");

@@ -21,6 +21,7 @@ export interface CommandContext {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   isTTY: boolean;
+  stdoutIsTTY: boolean;
   clock: Clock;
   redactor: Redactor;
   /** Build the logger once global options are known. */

@@ -23,6 +23,8 @@ export interface AuthContext {
   hmacKey: Buffer;
   /** Persist state now (used when the unwrapped secret_id must not be lost). */
   saveState: () => Promise<void>;
+  /** `check`: verify only — never write the token, never unwrap (which would consume the wrapping token). */
+  readOnly?: boolean;
 }
 
 export interface AuthResult {
@@ -61,6 +63,9 @@ async function resolveSecretId(ctx: AuthContext): Promise<string> {
   const content = await readSecretFile(file, "secret_id", redactor);
   if (!layout.approle.secretIdWrapped) return content;
   if (state.secretIdPlainHash && keyedHash(hmacKey, content) === state.secretIdPlainHash) return content;
+  if (ctx.readOnly) {
+    throw new VrError("WRAPPING", `the secret_id file ${file} still holds a wrapping token; a sync unwraps it (check never does: unwrapping consumes it)`, { exit: ExitCode.Unavailable });
+  }
 
   let creationPath: string | undefined;
   try {
@@ -120,8 +125,9 @@ export async function login(ctx: AuthContext, secretIdOverride?: string): Promis
     throw new VrError("AUTH_FAILED", "AppRole login answered without a token", { exit: ExitCode.Unavailable });
   }
   redactor.add(auth.client_token);
-  await writePrivate(tokenFile(layout), auth.client_token + "\n");
   client.setToken(auth.client_token);
+  if (ctx.readOnly) return { token: auth.client_token, via: "login", ttl: auth.lease_duration };
+  await writePrivate(tokenFile(layout), auth.client_token + "\n");
   if (layout.approle.removeSecretIdFile) {
     await unlink(layout.approle.secretIdFile).catch(() => undefined);
   }
@@ -156,6 +162,7 @@ export async function authenticate(ctx: AuthContext): Promise<AuthResult> {
   const renewable = info.renewable === true;
   if (ttl === 0 && info.expire_time == null) return { token: cached, via: "cached", ttl: 0 };
   const reloginBelow = Math.min(300, Math.max(1, Math.floor(creationTtl / 4)));
+  if (ctx.readOnly) return { token: cached, via: "cached", ttl };
   if (renewable && creationTtl > 0 && ttl < creationTtl / 2) {
     try {
       const res = await client.write("auth/token/renew-self", { increment: creationTtl });

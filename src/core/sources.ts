@@ -11,6 +11,8 @@ import { VaultRequestError } from "./vault/client.js";
 
 export interface SourceData {
   data: Record<string, unknown>;
+  /** The Vault path it was read from (for messages). */
+  path?: string;
   /** KV v2 version that was read. */
   version?: number;
 }
@@ -37,7 +39,7 @@ export async function detectKvVersion(client: VaultClient, mount: string): Promi
 export async function readSource(client: VaultClient, spec: StaticSource, state: State, kvCache: Map<string, Promise<1 | 2>>): Promise<SourceData> {
   if (spec.type === "read") {
     const res = await client.read(spec.path);
-    return { data: (res.data ?? {}) as Record<string, unknown> };
+    return { data: (res.data ?? {}) as Record<string, unknown>, path: spec.path };
   }
   let v: 1 | 2 | undefined = spec.kvVersion ?? state.mounts[spec.mount];
   if (v === undefined) {
@@ -51,7 +53,7 @@ export async function readSource(client: VaultClient, spec: StaticSource, state:
   }
   if (v === 1) {
     const res = await client.read(`${spec.mount}/${spec.path}`);
-    return { data: (res.data ?? {}) as Record<string, unknown> };
+    return { data: (res.data ?? {}) as Record<string, unknown>, path: `${spec.mount}/${spec.path}` };
   }
   const query = spec.version !== undefined ? { version: String(spec.version) } : undefined;
   const res = await client.read(`${spec.mount}/data/${spec.path}`, { query });
@@ -59,5 +61,5 @@ export async function readSource(client: VaultClient, spec: StaticSource, state:
   if (!inner || !inner.data || typeof inner.data !== "object") {
     throw new VaultRequestError("not-found", `${spec.mount}/data/${spec.path}`, 200, `read ${spec.mount}/data/${spec.path}: the answer has no data (is "${spec.mount}" really KV v2?)`, undefined);
   }
-  return { data: inner.data, version: inner.metadata?.version };
+  return { data: inner.data, version: inner.metadata?.version, path: `${spec.mount}/data/${spec.path}` };
 }

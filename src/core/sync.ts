@@ -169,7 +169,7 @@ export async function withLock<T>(layout: ResolvedLayout, opts: SyncOptions, com
   }
 }
 
-export async function openSession(layout: ResolvedLayout, opts: SyncOptions): Promise<Session> {
+export async function openSession(layout: ResolvedLayout, opts: SyncOptions, readOnly = false): Promise<Session> {
   const store = new StateStore(layout.agentDir);
   const state = await store.load();
   const hmacKey = await store.hmacKey();
@@ -178,7 +178,7 @@ export async function openSession(layout: ResolvedLayout, opts: SyncOptions): Pr
     random: opts.clock.random,
     onRetry: (i) => opts.log.info({ path: i.path, attempt: i.attempt, waitMs: i.waitMs }, `${i.reason}; retry ${i.attempt} in ${i.waitMs} ms`),
   });
-  const authCtx: AuthContext = { layout, client, log: opts.log, redactor: opts.redactor, state, hmacKey, saveState: () => store.save(state) };
+  const authCtx: AuthContext = { layout, client, log: opts.log, redactor: opts.redactor, state, hmacKey, saveState: () => store.save(state), readOnly };
   const auth = await authenticate(authCtx);
   return { layout, opts, client, state, store, leases: new LeaseStore(layout.agentDir), hmacKey, authCtx, auth };
 }
@@ -188,7 +188,7 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
   return withLock(layout, opts, "sync", async () => syncPass(await openSession(layout, opts), { pki: new Set(), leases: new Set() }));
 }
 
-async function fetchStatic(s: Session, names: string[]): Promise<Map<string, SourceData | Error>> {
+export async function fetchStatic(s: Session, names: string[]): Promise<Map<string, SourceData | Error>> {
   const results = new Map<string, SourceData | Error>();
   const kvCache = new Map<string, Promise<1 | 2>>();
   await mapLimit(names, s.layout.vault.concurrency, async (name) => {

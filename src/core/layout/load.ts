@@ -65,7 +65,7 @@ export function jsonPath(p: ReadonlyArray<PropertyKey>): string {
 function describeIssue(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case "invalid_type":
-      return issue.input === undefined ? `required (expected ${issue.expected})` : `expected ${issue.expected}`;
+      return / received undefined$/.test(issue.message) ? `required (expected ${issue.expected})` : `expected ${issue.expected}, got ${issue.message.replace(/^.* received /, "")}`;
     case "unrecognized_keys":
       return `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`;
     case "invalid_value":

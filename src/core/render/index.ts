@@ -49,7 +49,7 @@ function lookupValue(results: SourceResults, ref: string, file: string): unknown
   const [source, key] = splitRef(ref);
   const d = getData(results, source, file);
   if (!Object.prototype.hasOwnProperty.call(d.data, key)) {
-    throw new VrError("MISSING_KEY", `${file}: key "${key}" not found in source "${source}"`, {
+    throw new VrError("MISSING_KEY", `${file}: key "${key}" not found in source "${source}"${d.path ? ` (${d.path})` : ""}`, {
       hint: `present keys: ${Object.keys(d.data).sort().join(", ").slice(0, 200) || "none"}`,
     });
   }
