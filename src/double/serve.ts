@@ -7,7 +7,7 @@
  * Prints exactly one JSON line on stdout once listening:
  *   {"url":"http://127.0.0.1:38123","rootToken":"hvs.…"}
  * plus `roleIds` (role name → role_id, keyed "<mount>/<role>") and `tokens` when the seed
- * defines AppRoles or tokens. Exits 0 on SIGTERM/SIGINT after closing the server.
+ * defines AppRoles or tokens, and `pkiRoots` (mount → root CA PEM) when it defines PKI mounts. Exits 0 on SIGTERM/SIGINT after closing the server.
  *
  * Seed file (every key optional):
  * {
@@ -18,12 +18,14 @@
  *   "approles": [{ "roleName": "app", "roleId": "…", "policies": ["app-read"], "tokenTtl": 3600 }],
  *   "tokens":   [{ "policies": ["app-read"], "ttl": 3600, "id": "hvs.fixed-app" }],
  *   "generic":  [{ "path": "database/creds/app", "data": { "username": "u" }, "leaseId": "…", "leaseDuration": 3600, "renewable": true }],
+ *   "pki":      [{ "path": "pki_int", "ttl": 86400, "roles": { "web": { "allowedDomains": ["home.arpa"], "allowSubdomains": true } } }],
+ *   "databases": [{ "path": "database", "roles": { "app": { "defaultTtl": 3600, "maxTtl": 7200 } } }],
  *   "sealed": false, "standby": false, "initialized": true, "latencyMs": 0
  * }
  */
 import { readFileSync } from "node:fs";
 import { startVaultDouble } from "./vault-double.js";
-import type { AppRoleOptions, CreateTokenOptions, GenericOptions, VaultDoubleOptions } from "./vault-double.js";
+import type { AppRoleOptions, CreateTokenOptions, DbRoleOptions, GenericOptions, PkiMountOptions, PkiRoleOptions, VaultDoubleOptions } from "./vault-double.js";
 
 export interface Seed {
   rootToken?: string;
@@ -33,6 +35,8 @@ export interface Seed {
   approles?: AppRoleOptions[];
   tokens?: CreateTokenOptions[];
   generic?: ({ path: string; data: Record<string, unknown> } & GenericOptions)[];
+  pki?: ({ path: string; roles?: Record<string, PkiRoleOptions> } & PkiMountOptions)[];
+  databases?: { path: string; roles?: Record<string, DbRoleOptions> }[];
   sealed?: boolean;
   standby?: boolean;
   initialized?: boolean;
@@ -80,6 +84,17 @@ async function main(): Promise<void> {
     const { path, data, ...rest } = g;
     double.setGeneric(path, data, rest);
   }
+  const pkiRoots: Record<string, string> = {};
+  for (const p of seed.pki ?? []) {
+    const { path, roles, ...opts } = p;
+    double.mountPki(path, opts);
+    for (const [name, r] of Object.entries(roles ?? {})) double.addPkiRole(path, name, r);
+    pkiRoots[path] = double.pkiCaChain(path).root;
+  }
+  for (const db of seed.databases ?? []) {
+    double.mountDatabase(db.path);
+    for (const [name, r] of Object.entries(db.roles ?? {})) double.addDbRole(db.path, name, r);
+  }
   if (seed.initialized === false) double.setInitialized(false);
   if (seed.sealed) double.seal();
   if (seed.standby) double.setStandby(true);
@@ -88,6 +103,7 @@ async function main(): Promise<void> {
   const line: Record<string, unknown> = { url: double.url, rootToken: double.rootToken };
   if (seed.approles?.length) line["roleIds"] = roleIds;
   if (tokens.length) line["tokens"] = tokens;
+  if (seed.pki?.length) line["pkiRoots"] = pkiRoots;
   process.stdout.write(`${JSON.stringify(line)}\n`);
 
   let closing = false;

@@ -544,17 +544,25 @@ describe("vault double: faults, latency, request log, TLS, serve", () => {
   });
 
   it("runs standalone from serve.ts with a seed file", async () => {
-    // Transpile the three double sources into a temp dir (typescript is a dev dependency).
+    // Transpile the double sources into a temp dir (typescript is a dev dependency).
     const dir = mkdtempSync(join(tmpdir(), "vd-serve-"));
     try {
-      for (const f of ["serve", "vault-double", "acl"]) {
+      for (const f of ["serve", "vault-double", "acl", "pki"]) {
         const src = readFileSync(join(import.meta.dirname, `${f}.ts`), "utf8");
         const out = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } });
         writeFileSync(join(dir, `${f}.js`), out.outputText);
       }
       writeFileSync(join(dir, "package.json"), '{"type":"module"}');
       const seedPath = join(dir, "seed.json");
-      writeFileSync(seedPath, JSON.stringify({ mounts: [{ path: "secret", version: 2 }], kv: [{ mount: "secret", path: "a", data: { x: "y" } }] }));
+      writeFileSync(
+        seedPath,
+        JSON.stringify({
+          mounts: [{ path: "secret", version: 2 }],
+          kv: [{ mount: "secret", path: "a", data: { x: "y" } }],
+          pki: [{ path: "pki", roles: { web: { allowAnyName: true, keyType: "ec" } } }],
+          databases: [{ path: "database", roles: { app: { defaultTtl: 60, maxTtl: 120 } } }],
+        }),
+      );
       const child = spawn(process.execPath, [join(dir, "serve.js"), "--port", "0", "--seed", seedPath], { stdio: ["ignore", "pipe", "inherit"] });
       try {
         const line = await new Promise<string>((resolve, reject) => {
@@ -566,9 +574,16 @@ describe("vault double: faults, latency, request log, TLS, serve", () => {
           child.on("exit", (code) => reject(new Error(`exited ${code}`)));
         });
         const info = JSON.parse(line) as Record<string, string>;
-        expect(Object.keys(info)).toEqual(["url", "rootToken"]);
-        const r = await fetch(`${info["url"]}/v1/secret/data/a`, { headers: { "X-Vault-Token": info["rootToken"] as string } });
+        expect(Object.keys(info)).toEqual(["url", "rootToken", "pkiRoots"]);
+        const headers = { "X-Vault-Token": info["rootToken"] as string };
+        const r = await fetch(`${info["url"]}/v1/secret/data/a`, { headers });
         expect(((await r.json()) as { data: { data: unknown } }).data.data).toEqual({ x: "y" });
+        const root = (info["pkiRoots"] as unknown as Record<string, string>)["pki"] as string;
+        const issued = await fetch(`${info["url"]}/v1/pki/issue/web`, { method: "POST", headers, body: '{"common_name":"x.test"}' });
+        const chain = ((await issued.json()) as { data: { ca_chain: string[] } }).data.ca_chain;
+        expect(chain[1]).toBe(root.trim());
+        const creds = await fetch(`${info["url"]}/v1/database/creds/app`, { headers });
+        expect(((await creds.json()) as { lease_duration: number }).lease_duration).toBe(60);
         const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
         child.kill("SIGTERM");
         expect(await exited).toBe(0);

@@ -2,9 +2,10 @@
  * A Vault-API-compatible test double: a loopback HTTP(S) server that reproduces HashiCorp Vault's
  * wire behaviour as described in the project's Vault wire reference (`vault-api.md`).
  *
- * Scope: KV v1/v2, AppRole, token self-service, response wrapping, the KV preflight
- * (`sys/internal/ui/mounts`), `sys/health`, ACL policies, a few `sys/` helpers, plus fault
- * injection, latency, a virtual clock and a request log for tests.
+ * Scope: KV v1/v2, AppRole (incl. secret-id lookup/destroy), token self-service, response wrapping,
+ * PKI issuance with real certificates, dynamic database credentials with leases
+ * (`sys/leases/renew|revoke|lookup`), the KV preflight (`sys/internal/ui/mounts`), `sys/health`, ACL
+ * policies, a few `sys/` helpers, plus fault injection, latency, a virtual clock and a request log.
  *
  * Documented choices where the reference leaves room:
  * - Standby: real Vault forwards to (or redirects at) the active node. This double has no active
@@ -20,7 +21,16 @@
  *   (Vault's existence check); endpoints without an existence check (secret-id generation,
  *   delete/undelete/destroy, token endpoints, ...) need `update`.
  * - TTL values reported by lookup-self are the remaining seconds, rounded to the nearest second, so
- *   tests that use `advanceTime` see exact numbers.
+ *   tests that use `advanceTime` see exact numbers. The same holds for lease TTLs.
+ * - PKI: CAs are EC P-256 (created synchronously by `mountPki`); leaves use the role's key type.
+ *   notBefore = double-now − 30 s (Vault's default `not_before_duration`), notAfter = double-now +
+ *   ttl. `format=pem_bundle` puts key + "\n" + certificate into `certificate`. A TTL above the
+ *   role's max_ttl is capped with Vault's warning. `issue` is allowed with `update` or `create`.
+ * - Leases: renewing an unknown, expired or revoked lease gives 400 `lease not found`; a
+ *   non-renewable one gives 400 `lease is not renewable` (current Vault text; older servers said
+ *   `lease not found or lease is not renewable`). A renewal capped at max_ttl carries Vault's
+ *   `TTL of ... exceeded the effective max_ttl ...` warning. Revoking an unknown lease is 204.
+ *   Expired leases count as revoked by Vault's expiration manager (their credentials stop working).
  */
 import http from "node:http";
 import https from "node:https";
@@ -29,6 +39,8 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Acl, parsePolicy } from "./acl.js";
 import type { Capability, Policy } from "./acl.js";
+import { KeyPool, createCaHierarchy, exportPrivateKey, ipBytes, keySpec, signLeaf } from "./pki.js";
+import type { CaHierarchy, KeyType } from "./pki.js";
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -107,6 +119,60 @@ export interface CreateTokenOptions {
   type?: "service" | "batch";
   /** number of uses (0 = unlimited) */
   numUses?: number;
+}
+
+export interface PkiMountOptions {
+  /** default TTL (seconds) for roles without one (default: the system default, 768h) */
+  ttl?: number;
+  /** default max TTL (seconds) for roles without one (default: the system max, 768h) */
+  maxTtl?: number;
+}
+
+export interface PkiRoleOptions {
+  allowedDomains?: string[];
+  allowSubdomains?: boolean;
+  /** allow the allowed domains themselves (default false, as Vault) */
+  allowBareDomains?: boolean;
+  /** allowed domains may contain `*` globs (default false) */
+  allowGlobDomains?: boolean;
+  allowAnyName?: boolean;
+  /** default true, as Vault */
+  allowLocalhost?: boolean;
+  allowIpSans?: boolean;
+  ttl?: number;
+  maxTtl?: number;
+  keyType?: "rsa" | "ec";
+  keyBits?: number;
+  generateLease?: boolean;
+}
+
+export interface PkiIssuedCert {
+  /** colon-separated lowercase hex, as `serial_number` */
+  serial: string;
+  commonName: string;
+  /** ms since the epoch */
+  notAfter: number;
+}
+
+export interface DbRoleOptions {
+  defaultTtl: number;
+  maxTtl: number;
+  /** default true */
+  renewable?: boolean;
+}
+
+export interface LeaseInfo {
+  /** ms since the epoch (double clock) */
+  expiresAt: number;
+  renewable: boolean;
+  /** explicitly revoked (API or sys/leases/revoke) */
+  revoked: boolean;
+  /** past its expiry on the double's clock */
+  expired: boolean;
+  /** "" for certificate leases */
+  username: string;
+  issuedAt: number;
+  maxExpiresAt: number;
 }
 
 export interface GenericOptions {
@@ -393,7 +459,52 @@ interface KvKey {
   deleteVersionAfter: string;
 }
 
-type MountKind = "kv1" | "kv2" | "approle" | "token" | "system" | "generic" | "cubbyhole" | "identity";
+type MountKind = "kv1" | "kv2" | "approle" | "token" | "system" | "generic" | "cubbyhole" | "identity" | "pki" | "database";
+
+interface PkiRole {
+  allowedDomains: string[];
+  allowSubdomains: boolean;
+  allowBareDomains: boolean;
+  allowGlobDomains: boolean;
+  allowAnyName: boolean;
+  allowLocalhost: boolean;
+  allowIpSans: boolean;
+  ttl: number;
+  maxTtl: number;
+  keyType: KeyType;
+  keyBits: number;
+  generateLease: boolean;
+}
+
+interface PkiState {
+  ca: CaHierarchy;
+  issuerId: string;
+  defaultTtl: number;
+  maxTtl: number;
+  roles: Map<string, PkiRole>;
+  issued: PkiIssuedCert[];
+  mismatch: boolean;
+}
+
+interface DbRole {
+  defaultTtl: number;
+  maxTtl: number;
+  renewable: boolean;
+}
+
+interface LeaseEntry {
+  id: string;
+  mount: string;
+  issue: Stamp;
+  expireAtMs: number;
+  maxExpireAtMs: number;
+  defaultTtl: number;
+  renewable: boolean;
+  revoked: boolean;
+  lastRenewal: Stamp | null;
+  username: string;
+  password: string;
+}
 
 interface Mount {
   path: string;
@@ -408,6 +519,8 @@ interface Mount {
   kv2: Map<string, KvKey>;
   kv2Config: { casRequired: boolean; maxVersions: number; deleteVersionAfter: string };
   roles: Map<string, AppRole>;
+  pki?: PkiState;
+  dbRoles?: Map<string, DbRole>;
 }
 
 interface GenericEntry {
@@ -479,6 +592,8 @@ export class VaultDouble {
   private readonly aclCache = new Map<string, Acl>();
   private readonly mounts = new Map<string, Mount>();
   private readonly generic = new Map<string, GenericEntry>();
+  private readonly leases = new Map<string, LeaseEntry>();
+  private readonly keyPool = new KeyPool();
 
   constructor(opts: VaultDoubleOptions = {}) {
     this.opts = opts;
@@ -538,6 +653,7 @@ export class VaultDouble {
   }
 
   close(): Promise<void> {
+    this.keyPool.stop();
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       for (const s of this.sockets) s.destroy();
@@ -838,6 +954,129 @@ export class VaultDouble {
     return { secretId: e.secretId, accessor: e.accessor };
   }
 
+  /** Live (unexpired, not used up) secret-ids of a role. */
+  secretIdCount(roleName: string, mount?: string): number {
+    const role = this.approleMount(mount).roles.get(roleName);
+    if (!role) throw new Error(`no role ${roleName}`);
+    return [...role.secretIds.values()].filter((e) => this.secretIdLive(e)).length;
+  }
+
+  private secretIdLive(e: SecretIdEntry): boolean {
+    return e.expireAtMs === null || this.now() < e.expireAtMs;
+  }
+
+  // --- PKI ------------------------------------------------------------------------------------
+
+  /** Mounts a PKI engine with a real root CA and an intermediate CA that signs the leaves. */
+  mountPki(path: string, opts: PkiMountOptions = {}): void {
+    const p = normMount(path);
+    const m = this.addMount(p, "pki", "pki", "PKI secrets engine");
+    m.pki = {
+      ca: createCaHierarchy(trimSlashes(p), this.now()),
+      issuerId: randomUUID(),
+      defaultTtl: opts.ttl ?? 0,
+      maxTtl: opts.maxTtl ?? 0,
+      roles: new Map(),
+      issued: [],
+      mismatch: false,
+    };
+  }
+
+  private pkiState(mount: string): PkiState {
+    const st = this.mounts.get(normMount(mount))?.pki;
+    if (!st) throw new Error(`no PKI mount at ${mount}`);
+    return st;
+  }
+
+  addPkiRole(mount: string, role: string, opts: PkiRoleOptions = {}): void {
+    const st = this.pkiState(mount);
+    const spec = keySpec(opts.keyType, opts.keyBits);
+    const ttl = opts.ttl ?? 0;
+    const maxTtl = opts.maxTtl ?? 0;
+    if (ttl > 0 && maxTtl > 0 && ttl > maxTtl) throw new Error(`"ttl" value must be less than "max_ttl" value`);
+    st.roles.set(role, {
+      allowedDomains: [...(opts.allowedDomains ?? [])],
+      allowSubdomains: opts.allowSubdomains ?? false,
+      allowBareDomains: opts.allowBareDomains ?? false,
+      allowGlobDomains: opts.allowGlobDomains ?? false,
+      allowAnyName: opts.allowAnyName ?? false,
+      allowLocalhost: opts.allowLocalhost ?? true,
+      allowIpSans: opts.allowIpSans ?? false,
+      ttl,
+      maxTtl,
+      keyType: spec.type,
+      keyBits: spec.bits,
+      generateLease: opts.generateLease ?? false,
+    });
+    this.keyPool.warm(spec.type, spec.bits);
+  }
+
+  /** Certificates issued so far on a PKI mount, oldest first. Count issue calls with `countRequests`. */
+  pkiIssued(mount: string): PkiIssuedCert[] {
+    return this.pkiState(mount).issued.map((c) => ({ ...c }));
+  }
+
+  /** While on, issue responses carry a private key that does not match the certificate. */
+  setPkiMismatch(mount: string, on: boolean): void {
+    this.pkiState(mount).mismatch = on;
+  }
+
+  pkiCaChain(mount: string): { root: string; intermediate: string } {
+    const { ca } = this.pkiState(mount);
+    return { root: `${ca.root.pem}\n`, intermediate: `${ca.intermediate.pem}\n` };
+  }
+
+  // --- database engine and leases -------------------------------------------------------------
+
+  mountDatabase(path: string): void {
+    const m = this.addMount(normMount(path), "database", "database", "database secrets engine");
+    m.dbRoles = new Map();
+  }
+
+  addDbRole(mount: string, role: string, opts: DbRoleOptions): void {
+    const roles = this.mounts.get(normMount(mount))?.dbRoles;
+    if (!roles) throw new Error(`no database mount at ${mount}`);
+    if (opts.maxTtl > 0 && opts.defaultTtl > opts.maxTtl) throw new Error("default_ttl cannot be greater than max_ttl");
+    roles.set(role, { defaultTtl: opts.defaultTtl, maxTtl: opts.maxTtl, renewable: opts.renewable ?? true });
+  }
+
+  private leaseLive(e: LeaseEntry): boolean {
+    return !e.revoked && this.now() < e.expireAtMs;
+  }
+
+  leaseInfo(leaseId: string): LeaseInfo | undefined {
+    const e = this.leases.get(leaseId);
+    if (!e) return undefined;
+    return {
+      expiresAt: e.expireAtMs,
+      renewable: e.renewable,
+      revoked: e.revoked,
+      expired: this.now() >= e.expireAtMs,
+      username: e.username,
+      issuedAt: e.issue.ms,
+      maxExpiresAt: e.maxExpireAtMs,
+    };
+  }
+
+  /** Ids of leases that are neither revoked nor expired, optionally only those under `mount`. */
+  activeLeases(mount?: string): string[] {
+    const prefix = mount === undefined ? "" : normMount(mount);
+    return [...this.leases.values()].filter((e) => this.leaseLive(e) && e.id.startsWith(prefix)).map((e) => e.id);
+  }
+
+  /** Revokes a lease as `sys/leases/revoke` does; false when the lease is unknown. */
+  revokeLease(leaseId: string): boolean {
+    const e = this.leases.get(leaseId);
+    if (!e) return false;
+    e.revoked = true;
+    return true;
+  }
+
+  /** Whether a username/password pair from `<mount>/creds/<role>` would still log in to the database. */
+  dbCredentialValid(username: string, password: string): boolean {
+    return [...this.leases.values()].some((e) => e.username === username && e.password === password && e.username !== "" && this.leaseLive(e));
+  }
+
   // --- state and faults -----------------------------------------------------------------------
 
   seal(): void {
@@ -967,7 +1206,7 @@ export class VaultDouble {
     let result: Result;
     const wrap: { ttl?: number } = {};
     if (tooLarge) result = err(413, "http: request body too large");
-    else result = this.dispatch(req, method, path, url.searchParams, buf, headerToken, hasV1, wrap);
+    else result = await this.dispatch(req, method, path, url.searchParams, buf, headerToken, hasV1, wrap);
 
     // response wrapping
     const wrapTtl = wrap.ttl;
@@ -1136,7 +1375,7 @@ export class VaultDouble {
     headerToken: string,
     hasV1: boolean,
     wrap: { ttl?: number },
-  ): Result {
+  ): Result | Promise<Result> {
     if (!hasV1) return NOT_FOUND;
     if (!["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"].includes(method)) return err(405);
     if (rawPath === "sys/health") return this.health(method, query);
@@ -1233,7 +1472,9 @@ export class VaultDouble {
       if (op === "write") cap = this.exists(path, mount) ? "update" : "create";
       else cap = op;
       const acl = this.aclFor(tok.policies);
-      if (!acl.allows(path, cap, op === "list")) return err(403, ME_PERMISSION_DENIED);
+      // PKI issue has no existence check; either write capability is accepted for it.
+      const pkiAlt = mount?.kind === "pki" && op === "write" && acl.allows(path, cap === "update" ? "create" : "update");
+      if (!acl.allows(path, cap, op === "list") && !pkiAlt) return err(403, ME_PERMISSION_DENIED);
     }
 
     // setGeneric fixtures take precedence over any mount.
@@ -1252,6 +1493,10 @@ export class VaultDouble {
         return this.tokenBackend(ctx, rest);
       case "system":
         return this.sys(ctx, rest);
+      case "pki":
+        return this.pki(ctx, mount, rest);
+      case "database":
+        return this.database(ctx, mount, rest);
       case "generic":
       case "cubbyhole":
       case "identity":
@@ -1369,10 +1614,20 @@ export class VaultDouble {
       }
       return err(405, ME_UNSUPPORTED_OP);
     }
+    if (/^(leases\/)?revoke-(prefix|force)(\/|$)/.test(rest)) {
+      if (op !== "write") return err(405, ME_UNSUPPORTED_OP);
+      const prefix = rest.replace(/^(leases\/)?revoke-(prefix|force)\/?/, "");
+      if (!prefix) return err(400, "prefix must be specified");
+      for (const e of this.leases.values()) if (e.id.startsWith(prefix)) e.revoked = true;
+      for (const [p, g] of this.generic) if (g.opts.leaseId?.startsWith(prefix)) this.generic.delete(p);
+      return NO_CONTENT;
+    }
     if (rest === "leases/revoke" || rest.startsWith("leases/revoke/") || rest === "revoke" || rest.startsWith("revoke/")) {
       if (op !== "write") return err(405, ME_UNSUPPORTED_OP);
       const leaseId = weakString(body["lease_id"]) || rest.replace(/^(leases\/)?revoke\/?/, "");
       if (!leaseId) return err(400, "lease_id must be specified");
+      const e = this.leases.get(leaseId);
+      if (e) e.revoked = true;
       for (const [p, g] of this.generic) if (g.opts.leaseId === leaseId) this.generic.delete(p);
       const sync = body["sync"];
       if (sync === false || sync === "false") return { t: "empty", status: 202 };
@@ -1383,18 +1638,46 @@ export class VaultDouble {
       const leaseId = weakString(body["lease_id"]) || rest.replace(/^(leases\/)?renew\/?/, "");
       if (!leaseId) return err(400, "lease_id must be specified");
       if (this.tokens.has(leaseId)) return err(400, "tokens cannot be renewed through this endpoint");
+      let inc = 0;
+      if (body["increment"] !== undefined && body["increment"] !== null && body["increment"] !== "") {
+        try {
+          inc = parseDurationSecond(body["increment"]);
+        } catch (e) {
+          return err(400, `error converting input for field "increment": ${(e as Error).message}`);
+        }
+      }
+      const e = this.leases.get(leaseId);
+      if (e) return this.renewLease(e, inc);
       const g = [...this.generic.values()].find((x) => x.opts.leaseId === leaseId);
       if (!g) return err(400, "lease not found");
       if (!g.opts.renewable) return err(400, "lease is not renewable");
-      let inc = g.opts.leaseDuration ?? 0;
-      if (body["increment"] !== undefined) {
-        try {
-          inc = parseDurationSecond(body["increment"]) || inc;
-        } catch (e) {
-          return err(400, (e as Error).message);
-        }
+      return ok({ leaseId, renewable: true, leaseDuration: inc || (g.opts.leaseDuration ?? 0), data: null, mountType: "system" });
+    }
+    if (rest === "leases/lookup" || rest.startsWith("leases/lookup/")) {
+      if (op === "list") {
+        const prefix = rest.replace(/^leases\/lookup\/?/, "");
+        const keys = listKeys(
+          [...this.leases.values()].filter((e) => this.leaseLive(e)).map((e) => e.id),
+          prefix,
+        );
+        return keys.length ? ok({ data: { keys }, mountType: "system" }) : NOT_FOUND;
       }
-      return ok({ leaseId, renewable: true, leaseDuration: inc, data: null, mountType: "system" });
+      if (op !== "write") return err(405, ME_UNSUPPORTED_OP);
+      const leaseId = weakString(body["lease_id"]);
+      if (!leaseId) return err(400, "lease_id must be specified");
+      const e = this.leases.get(leaseId);
+      if (!e || !this.leaseLive(e)) return err(400, "invalid lease");
+      return ok({
+        data: {
+          expire_time: fmtTime({ ms: e.expireAtMs, ns: e.issue.ns }),
+          id: e.id,
+          issue_time: fmtTime(e.issue),
+          last_renewal: e.lastRenewal ? fmtTime(e.lastRenewal) : null,
+          renewable: e.renewable,
+          ttl: Math.max(0, Math.round((e.expireAtMs - this.now()) / 1000)),
+        },
+        mountType: "system",
+      });
     }
     return err(404, ME_UNSUPPORTED_PATH);
   }
@@ -1678,7 +1961,7 @@ export class VaultDouble {
 
   private approle(ctx: Ctx, m: Mount, rest: string): Result {
     const { op, body } = ctx;
-    const mm = /^role\/([^/]+)\/(role-id|secret-id|secret-id\/lookup)\/?$/.exec(rest);
+    const mm = /^role\/([^/]+)\/(role-id|secret-id|secret-id\/lookup|secret-id\/destroy|secret-id-accessor\/lookup|secret-id-accessor\/destroy)\/?$/.exec(rest);
     if (!mm) {
       if (/^role\/?$/.test(rest) && op === "list") {
         const keys = [...m.roles.keys()].sort();
@@ -1727,28 +2010,252 @@ export class VaultDouble {
         const e = this.newSecretId(role, { ttl, numUses, metadata });
         return ok(this.secretIdEnv(e), { wrappedAccessor: e.accessor });
       }
+      case "secret-id/destroy": {
+        if (op !== "write" && op !== "delete") return err(405, ME_UNSUPPORTED_OP);
+        const secretId = weakString(body["secret_id"]).trim();
+        if (!secretId) return err(400, "missing secret_id");
+        if (!role) return err(400, `role name "${roleName}" doesn't exist`);
+        role.secretIds.delete(secretId);
+        return NO_CONTENT;
+      }
+      case "secret-id-accessor/lookup":
+      case "secret-id-accessor/destroy": {
+        const destroy = mm[2] === "secret-id-accessor/destroy";
+        if (op !== "write" && !(destroy && op === "delete")) return err(405, ME_UNSUPPORTED_OP);
+        const accessor = weakString(body["secret_id_accessor"]).trim();
+        if (!accessor) return err(400, "missing secret_id_accessor");
+        if (!role) return err(400, `role name "${roleName}" doesn't exist`);
+        const sid = [...role.secretIds.values()].find((x) => x.accessor === accessor);
+        if (!sid || !this.secretIdLive(sid)) return err(400, `failed to find accessor entry for secret_id_accessor: ${JSON.stringify(accessor)}`);
+        if (destroy) {
+          role.secretIds.delete(sid.secretId);
+          return NO_CONTENT;
+        }
+        return ok({ data: this.secretIdLookupData(sid), mountType: "approle" });
+      }
       default: {
         // secret-id/lookup
         if (op !== "write") return err(405, ME_UNSUPPORTED_OP);
+        const secretId = weakString(body["secret_id"]).trim();
+        if (!secretId) return err(400, "missing secret_id");
         if (!role) return err(400, `role name "${roleName}" doesn't exist`);
-        const sid = role.secretIds.get(weakString(body["secret_id"]).trim());
-        if (!sid || (sid.expireAtMs !== null && this.now() >= sid.expireAtMs)) return NO_CONTENT;
-        return ok({
-          data: {
-            cidr_list: [],
-            creation_time: fmtTime(sid.created),
-            expiration_time: sid.expireAtMs === null ? "0001-01-01T00:00:00Z" : fmtTime({ ms: sid.expireAtMs, ns: sid.created.ns }),
-            last_updated_time: fmtTime(sid.created),
-            metadata: { ...sid.metadata },
-            secret_id_accessor: sid.accessor,
-            secret_id_num_uses: sid.usesLeft,
-            secret_id_ttl: sid.ttl,
-            token_bound_cidrs: [],
-          },
-          mountType: "approle",
-        });
+        const sid = role.secretIds.get(secretId);
+        if (!sid || !this.secretIdLive(sid)) return NO_CONTENT;
+        return ok({ data: this.secretIdLookupData(sid), mountType: "approle" });
       }
     }
+  }
+
+  private secretIdLookupData(sid: SecretIdEntry): Obj {
+    return {
+      cidr_list: [],
+      creation_time: fmtTime(sid.created),
+      expiration_time: sid.expireAtMs === null ? "0001-01-01T00:00:00Z" : fmtTime({ ms: sid.expireAtMs, ns: sid.created.ns }),
+      last_updated_time: fmtTime(sid.created),
+      metadata: { ...sid.metadata },
+      secret_id_accessor: sid.accessor,
+      secret_id_num_uses: sid.usesLeft,
+      secret_id_ttl: sid.ttl,
+      token_bound_cidrs: [],
+    };
+  }
+
+  // --- leases ---------------------------------------------------------------------------------
+
+  private newLease(mount: Mount, id: string, ttl: number, maxTtl: number, renewable: boolean, creds: { username: string; password: string }): LeaseEntry {
+    const issue = this.stamp();
+    const e: LeaseEntry = {
+      id,
+      mount: mount.path,
+      issue,
+      expireAtMs: issue.ms + ttl * 1000,
+      maxExpireAtMs: issue.ms + maxTtl * 1000,
+      defaultTtl: ttl,
+      renewable,
+      revoked: false,
+      lastRenewal: null,
+      ...creds,
+    };
+    this.leases.set(id, e);
+    return e;
+  }
+
+  /** framework.CalculateTTL for a secret lease: increment (or the default TTL), capped at issue + max TTL. */
+  private renewLease(e: LeaseEntry, increment: number): Result {
+    if (!this.leaseLive(e)) return err(400, "lease not found");
+    if (!e.renewable) return err(400, "lease is not renewable");
+    const now = this.now();
+    const wanted = increment > 0 ? increment : e.defaultTtl;
+    const left = Math.max(0, Math.round((e.maxExpireAtMs - now) / 1000));
+    let ttl = wanted;
+    let warnings: string[] | null = null;
+    if (ttl > left) {
+      warnings = [`TTL of "${goDuration(wanted)}" exceeded the effective max_ttl of "${goDuration(left)}"; TTL value is capped accordingly`];
+      ttl = left;
+    }
+    e.expireAtMs = now + ttl * 1000;
+    e.lastRenewal = this.stamp();
+    return ok({ leaseId: e.id, renewable: true, leaseDuration: ttl, data: null, warnings, mountType: "system" });
+  }
+
+  // --- database engine ------------------------------------------------------------------------
+
+  private database(ctx: Ctx, m: Mount, rest: string): Result {
+    const mm = /^creds\/([^/]+)\/?$/.exec(rest);
+    if (!mm) {
+      if (/^roles\/?$/.test(rest) && ctx.op === "list") {
+        const keys = [...(m.dbRoles?.keys() ?? [])].sort();
+        return keys.length ? ok({ data: { keys }, mountType: "database" }) : NOT_FOUND;
+      }
+      return err(404, ME_UNSUPPORTED_PATH);
+    }
+    if (ctx.op !== "read") return err(405, ME_UNSUPPORTED_OP);
+    const roleName = mm[1] as string;
+    const role = m.dbRoles?.get(roleName);
+    if (!role) return err(400, `unknown role: ${roleName}`);
+    const tok = ctx.token as TokenEntry;
+    const issued = Math.floor(this.now() / 1000);
+    const username = `v-${tok.displayName.slice(0, 8)}-${roleName.slice(0, 8)}-${randomBase62(20)}-${issued}`;
+    const pw = randomBase62(20).split("");
+    pw[Math.floor(pw.length / 2)] = "-";
+    const password = pw.join("");
+    const id = `${m.path}creds/${roleName}/${randomBase62(24)}`;
+    const maxTtl = role.maxTtl > 0 ? Math.min(role.maxTtl, SYSTEM_MAX_TTL) : SYSTEM_MAX_TTL;
+    const ttl = Math.min(role.defaultTtl > 0 ? role.defaultTtl : DEFAULT_LEASE_TTL, maxTtl);
+    this.newLease(m, id, ttl, maxTtl, role.renewable, { username, password });
+    return ok({ leaseId: id, renewable: role.renewable, leaseDuration: ttl, data: { password, username }, mountType: "database" });
+  }
+
+  // --- PKI engine -----------------------------------------------------------------------------
+
+  /** Vault's validateNames, reduced to the role options the double supports. */
+  private pkiNameAllowed(role: PkiRole, n: string): boolean {
+    const hostname = /^(\*\.)?([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*\.?$/.test(n);
+    if (!hostname) return false; // enforce_hostnames (default true)
+    const name = n.toLowerCase().replace(/\.$/, "");
+    if (role.allowAnyName) return true;
+    if (role.allowLocalhost && (name === "localhost" || name === "localdomain")) return true;
+    for (const raw of role.allowedDomains) {
+      const d = raw.toLowerCase();
+      if (role.allowBareDomains && name === d) return true;
+      if (role.allowSubdomains && name.endsWith(`.${d}`) && name.length > d.length + 1) return true;
+      if (role.allowGlobDomains && d.includes("*")) {
+        const re = new RegExp(`^${d.split("*").map((x) => x.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+        if (re.test(name)) return true;
+      }
+    }
+    return false;
+  }
+
+  private async pki(ctx: Ctx, m: Mount, rest: string): Promise<Result> {
+    const st = m.pki as PkiState;
+    const { op, body } = ctx;
+    const mm = /^(?:issuer\/([^/]+)\/)?issue\/([^/]+)\/?$/.exec(rest);
+    if (!mm) {
+      if (/^roles\/?$/.test(rest) && op === "list") {
+        const keys = [...st.roles.keys()].sort();
+        return keys.length ? ok({ data: { keys }, mountType: "pki" }) : NOT_FOUND;
+      }
+      if (rest === "ca/pem" && op === "read") return { t: "bytes", status: 200, body: `${st.ca.intermediate.pem}\n`, contentType: "application/pem-certificate-chain" };
+      return err(404, ME_UNSUPPORTED_PATH);
+    }
+    if (op !== "write") return err(405, ME_UNSUPPORTED_OP);
+    const issuerRef = mm[1];
+    if (issuerRef !== undefined && issuerRef !== "default" && issuerRef !== st.issuerId) {
+      return err(400, `unable to find PKI issuer for reference: ${issuerRef}`);
+    }
+    const roleName = mm[2] as string;
+    const role = st.roles.get(roleName);
+    if (!role) return err(400, `unknown role: ${roleName}`);
+
+    const format = weakString(body["format"]) || "pem";
+    if (!["pem", "der", "pem_bundle"].includes(format)) return err(400, `the "format" path parameter must be "pem", "der", or "pem_bundle"`);
+    const pkFormat = weakString(body["private_key_format"]) || "der";
+    if (!["der", "pem", "pkcs8"].includes(pkFormat)) return err(400, `the "private_key_format" path parameter must be "der", "pem" or "pkcs8"`);
+    const cn = weakString(body["common_name"]).trim();
+    if (!cn) {
+      return err(400, `the common_name field is required, or must be provided in a CSR with "use_csr_common_name" set to true, unless "require_cn" is set to false`);
+    }
+    if (!this.pkiNameAllowed(role, cn)) return err(400, `common name ${cn} not allowed by this role`);
+    const list = (v: unknown): string[] =>
+      (Array.isArray(v) ? v.map(weakString) : weakString(v).split(",")).map((x) => x.trim()).filter((x) => x !== "");
+    const excludeCn = body["exclude_cn_from_sans"] === true || body["exclude_cn_from_sans"] === "true";
+    const dnsNames: string[] = excludeCn ? [] : [cn];
+    for (const n of list(body["alt_names"])) {
+      if (!this.pkiNameAllowed(role, n)) return err(400, `subject alternate name ${n} not allowed by this role`);
+      if (!dnsNames.includes(n)) dnsNames.push(n);
+    }
+    const ips: Buffer[] = [];
+    for (const ip of list(body["ip_sans"])) {
+      if (!role.allowIpSans) return err(400, `IP Subject Alternative Names are not allowed in this role, but was provided ${ip}`);
+      const b = ipBytes(ip);
+      if (!b) return err(400, `the value "${ip}" is not a valid IP address`);
+      ips.push(b);
+    }
+    if (list(body["uri_sans"]).length) return err(400, "URI Subject Alternative Names are not allowed in this role, but were provided via the API");
+
+    // TTL
+    const maxTtl = role.maxTtl || st.maxTtl || SYSTEM_MAX_TTL;
+    let ttl: number;
+    try {
+      ttl = body["ttl"] !== undefined && body["ttl"] !== "" ? parseDurationSecond(body["ttl"]) : 0;
+    } catch (e) {
+      return err(400, `error converting input for field "ttl": ${(e as Error).message}`);
+    }
+    if (ttl <= 0) ttl = role.ttl || st.defaultTtl || DEFAULT_LEASE_TTL;
+    const warnings: string[] = [];
+    const now = this.now();
+    let notAfterMs = now + ttl * 1000;
+    const notAfterRaw = weakString(body["not_after"]);
+    if (notAfterRaw) {
+      const t = Date.parse(notAfterRaw);
+      if (Number.isNaN(t)) return err(400, `unable to parse "not_after" field: ${notAfterRaw}`);
+      notAfterMs = t;
+    } else if (ttl > maxTtl) {
+      warnings.push(`TTL "${goDuration(ttl)}" is longer than permitted maxTTL "${goDuration(maxTtl)}", so maxTTL is being used`);
+      notAfterMs = now + maxTtl * 1000;
+    }
+    const ca = st.ca.intermediate;
+    if (notAfterMs > ca.notAfterMs) {
+      const goTime = (ms: number): string => new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " +0000 UTC");
+      return err(400, `cannot satisfy request, as TTL would result in notAfter of ${goTime(notAfterMs)} that is beyond the expiration of the CA certificate at ${goTime(ca.notAfterMs)}`);
+    }
+
+    // Key and certificate
+    const kp = await this.keyPool.take(role.keyType, role.keyBits);
+    const leaf = signLeaf({ commonName: cn, dnsNames, ipAddresses: ips, notBeforeMs: now - 30_000, notAfterMs, publicKey: kp.publicKey, issuer: ca });
+    const keyOut = st.mismatch ? (await this.keyPool.take(role.keyType, role.keyBits)).privateKey : kp.privateKey;
+    const asPem = format !== "der";
+    const enc = (pemText: string, der: Buffer): string => (asPem ? pemText : der.toString("base64"));
+    const privateKey = exportPrivateKey(keyOut, role.keyType, pkFormat === "pkcs8", asPem);
+    const chain = [enc(ca.pem, ca.der)];
+    if (!(body["remove_roots_from_chain"] === true || body["remove_roots_from_chain"] === "true")) chain.push(enc(st.ca.root.pem, st.ca.root.der));
+    const certificate = format === "pem_bundle" ? `${privateKey}\n${leaf.pem}` : enc(leaf.pem, leaf.der);
+    const expiration = Math.floor(leaf.notAfterMs / 1000);
+    st.issued.push({ serial: leaf.serial, commonName: cn, notAfter: leaf.notAfterMs });
+
+    const env: Env = {
+      data: {
+        ca_chain: chain,
+        certificate,
+        expiration,
+        issuing_ca: enc(ca.pem, ca.der),
+        private_key: privateKey,
+        private_key_type: role.keyType,
+        serial_number: leaf.serial,
+      },
+      warnings: warnings.length ? warnings : null,
+      mountType: "pki",
+    };
+    if (role.generateLease) {
+      const id = `${m.path}issue/${roleName}/${randomBase62(24)}`;
+      const secs = Math.max(0, Math.round((leaf.notAfterMs - this.now()) / 1000));
+      this.newLease(m, id, secs, secs, false, { username: "", password: "" });
+      env.leaseId = id;
+      env.leaseDuration = secs;
+      env.renewable = false;
+    }
+    return ok(env);
   }
 
   // --- generic paths --------------------------------------------------------------------------

@@ -1,0 +1,306 @@
+/**
+ * `watch`: one long-running process instead of cron. A full pass at start, then passes when the
+ * layout or a template changes (validated first: an invalid edit is reported and the last good
+ * layout keeps running), when a managed file in public/ is deleted, edited or chmod'ed (restored
+ * from Vault), on the KV interval (with jitter), and when a token, lease or certificate is due —
+ * computed from state, not by polling everything. Failures back off exponentially with jitter up
+ * to a cap. The lock is taken per pass, so manual `sync`/`rotate` runs interleave safely.
+ */
+import { lstat, readFile } from "node:fs/promises";
+import path from "node:path";
+import type { Clock } from "./clock.js";
+import { parseDuration } from "./duration.js";
+import { ExitCode, VrError, oneLine } from "./errors.js";
+import type { ResolvedLayout } from "./layout/load.js";
+import { loadLayout } from "./layout/load.js";
+import { isPki, outputFiles } from "./layout/outputs.js";
+import { thresholdMs } from "./leases.js";
+import type { LeaseSpec } from "./leases.js";
+import { StateStore, keyedHash } from "./state.js";
+import type { State } from "./state.js";
+import type { SyncOptions, SyncResult } from "./sync.js";
+import { openSession, prepareAgentDir, syncPass, withLock } from "./sync.js";
+import { FILE_MODE } from "./writer.js";
+
+export interface FileWatcher {
+  close(): Promise<void>;
+}
+/** The chokidar seam: watch `paths`, call `onEvent` with (event, path). */
+export type WatchFactory = (paths: string[], onEvent: (event: string, file: string) => void) => FileWatcher;
+
+export interface WatchOptions extends Omit<SyncOptions, "dryRun"> {
+  intervalMs: number;
+  maxBackoffMs: number;
+  healIntervalMs: number;
+  debounceMs: number;
+  watchFiles: WatchFactory;
+}
+
+interface FileSig {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  mode: number;
+}
+
+type Reason = "start" | "layout" | "heal" | "interval" | "lifecycle" | "retry" | "signal";
+
+export class Watcher {
+  private layout: ResolvedLayout | null = null;
+  private stopping = false;
+  private wake: (() => void) | null = null;
+  private readonly triggers = new Set<Reason>();
+  private backoffMs = 0;
+  private failures = 0;
+  private nextIntervalAt = 0;
+  private nextLifecycleAt = Infinity;
+  private notBefore = 0;
+  private sigs = new Map<string, FileSig>();
+  private layoutWatcher: FileWatcher | null = null;
+  private publicWatcher: FileWatcher | null = null;
+  private debounce: NodeJS.Timeout | null = null;
+  private watchedFiles: string[] = [];
+  passes = 0;
+
+  constructor(private readonly opts: WatchOptions) {}
+
+  get clock(): Clock {
+    return this.opts.clock;
+  }
+
+  /** Ask the loop to stop after the current pass (SIGTERM/SIGINT). */
+  stop(): void {
+    this.stopping = true;
+    this.poke();
+  }
+
+  /** Re-read the layout now (SIGHUP). */
+  reload(): void {
+    this.trigger("layout");
+  }
+
+  private trigger(r: Reason): void {
+    this.triggers.add(r);
+    this.poke();
+  }
+
+  private poke(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  private debounced(r: Reason): void {
+    if (this.debounce) clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => {
+      this.debounce = null;
+      this.trigger(r);
+    }, this.opts.debounceMs);
+  }
+
+  private jitter(ms: number, spread = 0.1): number {
+    return ms * (1 - spread + 2 * spread * this.clock.random());
+  }
+
+  /** Load and validate the layout; keeps the last good one on failure. */
+  private async loadLayoutSafely(): Promise<boolean> {
+    try {
+      const l = await loadLayout(this.opts.layoutFile, this.opts.env);
+      this.opts.redactor.setPublicText(l.text);
+      await prepareAgentDir(l, this.opts.log);
+      const changed = this.layout === null || this.layout.text !== l.text;
+      this.layout = l;
+      if (changed) await this.watchLayoutFiles();
+      return true;
+    } catch (e) {
+      const msg = oneLine(e).split("\n").join("; ");
+      if (!this.layout) throw e;
+      this.opts.log.error({ code: e instanceof VrError ? e.code : "ERROR" }, `the edited layout is invalid and was not applied (the last good layout keeps running): ${msg}`);
+      return false;
+    }
+  }
+
+  private async watchLayoutFiles(): Promise<void> {
+    const l = this.layout as ResolvedLayout;
+    const files = [l.file, ...l.outputs.flatMap((o) => (o.format === "template" && o.template ? [path.resolve(l.dir, o.template)] : []))];
+    if (files.join("\0") === this.watchedFiles.join("\0") && this.layoutWatcher) return;
+    await this.layoutWatcher?.close();
+    this.watchedFiles = files;
+    this.layoutWatcher = this.opts.watchFiles(files, () => this.debounced("layout"));
+    if (!this.publicWatcher) {
+      this.publicWatcher = this.opts.watchFiles([l.publicDir], (_ev, file) => {
+        if (this.isManaged(file)) this.debounced("heal");
+      });
+    }
+  }
+
+  private isManaged(abs: string): boolean {
+    const l = this.layout;
+    if (!l) return false;
+    const rel = path.relative(l.publicDir, abs).split(path.sep).join("/");
+    return this.sigs.has(rel) || l.outputs.some((o) => outputFiles(o).includes(rel));
+  }
+
+  /** Cheap local check: does every managed file still look like what we wrote? */
+  private async needsHeal(): Promise<boolean> {
+    const l = this.layout;
+    if (!l) return false;
+    let state: State | null = null;
+    let key: Buffer | null = null;
+    for (const o of l.outputs) {
+      for (const rel of outputFiles(o)) {
+        const abs = path.join(l.publicDir, rel);
+        let st;
+        try {
+          st = await lstat(abs);
+        } catch {
+          return true;
+        }
+        if (!st.isFile() || (st.mode & 0o7777) !== FILE_MODE) return true;
+        const sig = this.sigs.get(rel);
+        if (sig && sig.ino === st.ino && sig.size === st.size && sig.mtimeMs === st.mtimeMs) continue;
+        // Changed signature: compare content with the keyed hash of what was written.
+        state ??= await new StateStore(l.agentDir).load();
+        key ??= await new StateStore(l.agentDir).hmacKey();
+        const rec = state.outputs[rel];
+        if (!rec) return true;
+        if (keyedHash(key, await readFile(abs)) !== rec.hash) return true;
+        this.sigs.set(rel, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777 });
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Remember what each managed file looks like after a pass — only when its content still is what
+   * was written (something may have touched it while the pass ran; then heal again).
+   */
+  private async recordSignatures(): Promise<void> {
+    const l = this.layout as ResolvedLayout;
+    const store = new StateStore(l.agentDir);
+    const [state, key] = await Promise.all([store.load(), store.hmacKey()]);
+    const sigs = new Map<string, FileSig>();
+    for (const o of l.outputs) {
+      for (const rel of outputFiles(o)) {
+        const abs = path.join(l.publicDir, rel);
+        try {
+          const st = await lstat(abs);
+          const rec = state.outputs[rel];
+          if (rec && st.isFile() && keyedHash(key, await readFile(abs)) === rec.hash) {
+            sigs.set(rel, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777 });
+          }
+        } catch {
+          // missing: the next heal check notices
+        }
+      }
+    }
+    this.sigs = sigs;
+  }
+
+  /** When the next token, lease or certificate action is due, from state. */
+  private lifecycleDue(state: State, tokenTtlSec: number, passAt: number): number {
+    const l = this.layout as ResolvedLayout;
+    const times: number[] = [];
+    if (tokenTtlSec > 0) times.push(passAt + (tokenTtlSec * 1000) / 2 + 1000);
+    for (const [name, rec] of Object.entries(state.leases)) {
+      const spec = l.sources.get(name);
+      if (spec?.type === "lease") times.push(rec.expiresAt - thresholdMs(spec as LeaseSpec, rec.duration) + 1000);
+    }
+    for (const o of l.outputs) {
+      if (!isPki(o)) continue;
+      const p = state.pki[path.posix.normalize(o.dir)];
+      if (!p) continue;
+      const rb = o.renewBefore ?? 0.33;
+      const before = typeof rb === "number" ? rb * (p.notAfter - p.notBefore) : parseDuration(rb);
+      times.push(p.notAfter - before + 1000);
+    }
+    return times.length ? Math.min(...times) : Infinity;
+  }
+
+  private async pass(reason: Reason): Promise<SyncResult | null> {
+    const l = this.layout as ResolvedLayout;
+    const opts: SyncOptions = { ...this.opts, dryRun: false };
+    const started = this.clock.now();
+    try {
+      const res = await withLock(l, opts, "watch", async () => {
+        const s = await openSession(l, opts);
+        const r = await syncPass(s, { pki: new Set(), leases: new Set() });
+        this.nextLifecycleAt = this.lifecycleDue(s.state, s.auth.ttl, started);
+        return r;
+      });
+      this.passes++;
+      await this.recordSignatures();
+      if (res.exit === ExitCode.Unavailable) this.fail(reason, "Vault unavailable for every source");
+      else {
+        this.failures = 0;
+        this.backoffMs = 0;
+        this.notBefore = 0;
+      }
+      return res;
+    } catch (e) {
+      this.passes++;
+      this.fail(reason, oneLine(e));
+      return null;
+    }
+  }
+
+  private fail(reason: Reason, msg: string): void {
+    this.failures++;
+    const base = Math.min(this.opts.maxBackoffMs, 1000 * 2 ** (this.failures - 1));
+    this.backoffMs = this.jitter(base, 0.2);
+    this.notBefore = this.clock.now() + this.backoffMs;
+    this.triggers.add("retry");
+    this.opts.log.error({ reason, failures: this.failures, retryInMs: Math.round(this.backoffMs) }, `pass failed (${msg}); keeping the last good files, retrying in ${Math.round(this.backoffMs / 1000)} s`);
+  }
+
+  private async sleepUntil(at: number): Promise<void> {
+    const ms = Math.max(0, at - this.clock.now());
+    if (ms === 0 || this.stopping || this.triggers.size) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = null;
+        resolve();
+      }, Math.min(ms, 2 ** 31 - 1));
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  /** Run until stop(); resolves with the exit code (0 after a clean stop). */
+  async run(): Promise<ExitCode> {
+    await this.loadLayoutSafely();
+    this.triggers.add("start");
+    let lastHealScan = this.clock.now();
+    while (!this.stopping) {
+      const now = this.clock.now();
+      if (now >= this.nextIntervalAt) this.triggers.add("interval");
+      if (now >= this.nextLifecycleAt) this.triggers.add("lifecycle");
+      if (now - lastHealScan >= this.opts.healIntervalMs) {
+        lastHealScan = now;
+        if (this.layout && this.passes > 0 && (await this.needsHeal())) this.triggers.add("heal");
+      }
+      if (this.triggers.size && now >= this.notBefore) {
+        const reasons = [...this.triggers];
+        this.triggers.clear();
+        if (reasons.includes("layout")) {
+          const ok = await this.loadLayoutSafely();
+          if (!ok && reasons.length === 1) continue;
+        }
+        if (reasons.length === 1 && reasons[0] === "heal" && !(await this.needsHeal())) continue; // our own writes
+        if (reasons.includes("heal")) this.opts.log.warn({ reason: "drift" }, "a managed file in public/ was changed, deleted or chmod'ed by something else: restoring it");
+        await this.pass(reasons.includes("start") ? "start" : (reasons[0] as Reason));
+        this.nextIntervalAt = this.clock.now() + this.jitter(this.opts.intervalMs);
+        continue;
+      }
+      const wakeAt = Math.min(this.nextIntervalAt, this.nextLifecycleAt, lastHealScan + this.opts.healIntervalMs, this.triggers.size ? this.notBefore : Infinity);
+      await this.sleepUntil(Math.max(wakeAt, this.triggers.size ? this.notBefore : 0));
+    }
+    if (this.debounce) clearTimeout(this.debounce);
+    await this.layoutWatcher?.close();
+    await this.publicWatcher?.close();
+    this.opts.log.info({ passes: this.passes }, `watch stopped after ${this.passes} passes`);
+    return ExitCode.Ok;
+  }
+}
