@@ -201,10 +201,13 @@ describe("leased dynamic secrets", () => {
     t.double.addDbRole("database", "app", { defaultTtl: 3600, maxTtl: 3600, renewable: false });
     await t.writeLayout(leaseLayout());
     await t.run(["sync"]);
+    const oldLease = JSON.parse(await readFile(path.join(t.agentDir, "state.json"), "utf8")).leases.db.leaseId as string;
     t.double.advanceTime(2000);
     expect((await t.run(["sync"], at(t, 2000))).code).toBe(0);
     expect(t.double.countRequests({ path: "sys/leases/renew" })).toBe(0);
     expect(t.double.countRequests({ path: "database/creds/app" })).toBe(2);
+    expect(t.double.leaseInfo(oldLease)?.revoked).toBe(true);
+    expect(await hookLines(t)).toHaveLength(2);
   });
 
   it("rotate fetches new credentials and revokes the old lease", async () => {
