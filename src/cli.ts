@@ -2,12 +2,13 @@
  * The entry point: builds the commander program, hands each command its context, and is the only
  * place that turns errors into one clear line and an exit code.
  */
-import { Command, CommanderError, Option } from "commander";
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { ExitCode, isVrError, oneLine } from "./core/errors.js";
 import { systemClock } from "./core/clock.js";
 import type { Clock } from "./core/clock.js";
-import { Redactor, createLogger } from "./core/log.js";
+import type { Redactor } from "./core/log.js";
+import type * as LogModuleNs from "./core/log.js";
 import type { CommandContext } from "./commands/context.js";
 import { defaultLayout } from "./commands/context.js";
 import { registerSync } from "./commands/sync.js";
@@ -15,9 +16,19 @@ import { registerSchema } from "./commands/schema.js";
 import { registerRotate } from "./commands/rotate.js";
 import { registerCheck } from "./commands/check.js";
 import { registerStatus } from "./commands/status.js";
+import { registerPolicy } from "./commands/policy.js";
+import { registerWatch } from "./commands/watch.js";
 
 const require = createRequire(import.meta.url);
 const { version } = require("../package.json") as { version: string };
+
+/**
+ * Start-up cost (docs/benchmarks.md): a cron run pays for every module it loads. The log module
+ * (pino) is loaded by a preAction hook, so --version/--help never load it, and commands that log
+ * nothing (LOGLESS) skip it too; each command imports its core module lazily (zod, node-vault).
+ */
+type LogModule = typeof LogModuleNs;
+const LOGLESS = new Set(["schema", "status"]);
 
 /** Test seam: VAULT_RENDER_TEST_NOW_OFFSET (seconds) moves this process's clock, as the double's advanceTime does. */
 function testClock(offset: string | undefined): Clock {
@@ -25,9 +36,33 @@ function testClock(offset: string | undefined): Clock {
   return sec === 0 ? systemClock : { ...systemClock, now: () => Date.now() + sec * 1000 };
 }
 
+function precomputedSchema(): string | null {
+  try {
+    return readFileSync(new URL("./vault-layout.schema.json", import.meta.url), "utf8");
+  } catch {
+    return null;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  // `--version` needs nothing but the version (commander would print exactly this line).
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+    process.stdout.write(`${version}\n`);
+    return ExitCode.Ok;
+  }
+  // `vault-render schema` prints the schema generated at build time (dist/vault-layout.schema.json,
+  // the same bytes the zod schema gives), so it does not load zod.
+  if (argv.length === 1 && argv[0] === "schema") {
+    const text = precomputedSchema();
+    if (text !== null) {
+      process.stdout.write(text);
+      return ExitCode.Ok;
+    }
+  }
+  const { Command, CommanderError, Option } = await import("commander");
   let exit: number = ExitCode.Ok;
-  const redactor = new Redactor();
+  let logMod: LogModule | undefined;
+  let redactor: Redactor | undefined;
   const ctx: CommandContext = {
     env: process.env,
     stdout: process.stdout,
@@ -35,8 +70,14 @@ export async function main(argv: string[]): Promise<number> {
     isTTY: process.stderr.isTTY === true,
     stdoutIsTTY: process.stdout.isTTY === true,
     clock: testClock(process.env.VAULT_RENDER_TEST_NOW_OFFSET),
-    redactor,
-    logger: (level, format) => createLogger({ level, format, out: process.stderr, redactor }),
+    get redactor(): Redactor {
+      if (!redactor) throw new Error("internal: the log module is not loaded for this command (see LOGLESS in src/cli.ts)");
+      return redactor;
+    },
+    logger: (level, format) => {
+      if (!logMod) throw new Error("internal: the log module is not loaded for this command (see LOGLESS in src/cli.ts)");
+      return logMod.createLogger({ level, format, out: process.stderr, redactor: ctx.redactor });
+    },
     setExit: (c) => {
       exit = c;
     },
@@ -52,11 +93,19 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
 
+  program.hook("preAction", async (_program, action) => {
+    if (LOGLESS.has(action.name())) return;
+    logMod = await import("./core/log.js");
+    redactor = new logMod.Redactor();
+  });
+
   registerSync(program, ctx);
   registerRotate(program, ctx);
   registerCheck(program, ctx);
   registerStatus(program, ctx);
+  registerWatch(program, ctx);
   registerSchema(program, ctx);
+  registerPolicy(program, ctx);
 
   const debug = argv.includes("--debug");
   try {
@@ -66,13 +115,14 @@ export async function main(argv: string[]): Promise<number> {
       // --help / --version exit through here with code 0; usage errors were already printed.
       return e.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
     }
+    const redact = (text: string): string => (redactor ? redactor.redact(text) : text);
     const lines = oneLine(e).split("\n");
     if (isVrError(e) && e.code === "LAYOUT_INVALID") {
-      for (const l of e.message.split("\n")) process.stderr.write(redactor.redact(`vault-render: ${l}`) + "\n");
+      for (const l of e.message.split("\n")) process.stderr.write(redact(`vault-render: ${l}`) + "\n");
     } else {
-      for (const l of lines) process.stderr.write(redactor.redact(`vault-render: ${l}`) + "\n");
+      for (const l of lines) process.stderr.write(redact(`vault-render: ${l}`) + "\n");
     }
-    if (debug && e instanceof Error && e.stack) process.stderr.write(redactor.redact(e.stack) + "\n");
+    if (debug && e instanceof Error && e.stack) process.stderr.write(redact(e.stack) + "\n");
     return isVrError(e) ? e.exit : ExitCode.Failed;
   }
   return exit;

@@ -171,7 +171,8 @@ export async function authenticate(ctx: AuthContext): Promise<AuthResult> {
       if (newTtl >= reloginBelow) return { token: cached, via: "renewed", ttl: newTtl };
     } catch (e) {
       if (e instanceof VaultRequestError && e.unavailable) throw e;
-      log.info("renewing the cached token failed; logging in");
+      if (e instanceof VaultRequestError && e.kind === "permission") log.warn(`${e.message}; logging in again instead of renewing`);
+      else log.info("renewing the cached token failed; logging in");
     }
     return login(ctx);
   }

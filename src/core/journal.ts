@@ -1,32 +1,55 @@
 /**
  * Committing several files as one unit (a certificate set). All temp files are written and
- * fsynced first; then a journal listing the renames is written to agent-only/; then the renames
- * happen; then the journal is removed. If the process dies during the renames, the next run rolls
- * the set forward from the journal before doing anything else, so a set never stays half old,
- * half new.
+ * fsynced first; then a journal listing the renames (and the state records that describe the new
+ * set) is written to agent-only/; then the renames happen; then the state is saved; then the
+ * journal is removed. If the process dies before the journal is gone, the next run rolls the set
+ * forward from the journal and applies its state records before doing anything else, so a set
+ * never stays half old, half new, and a committed set is never mistaken for one with no record
+ * (which would re-issue a certificate that is still valid).
  */
 import { lstat, unlink } from "node:fs/promises";
 import path from "node:path";
+import type { OutputState, PkiState } from "./state.js";
 import { commitTemp, readPrivate, syncDirs, writePrivate } from "./writer.js";
 
-interface Journal {
+/** State records for the committed set, applied once the renames are done. */
+export interface JournalRecords {
+  pki?: Record<string, PkiState>;
+  outputs?: Record<string, OutputState>;
+}
+
+export interface Journal {
   renames: Array<[string, string]>;
+  state?: JournalRecords;
 }
 
 export function journalFile(agentDir: string): string {
   return path.join(agentDir, "commit-journal.json");
 }
 
-export async function commitSet(agentDir: string, renames: Array<[tmp: string, target: string]>): Promise<void> {
+export async function writeJournal(agentDir: string, journal: Journal): Promise<void> {
+  await writePrivate(journalFile(agentDir), JSON.stringify(journal));
+}
+
+/**
+ * Rename every temp over its target under a journal. `onCommitted` (which records `records` in
+ * the state and saves it) runs before the journal is removed.
+ */
+export async function commitSet(agentDir: string, renames: Array<[tmp: string, target: string]>, records?: JournalRecords, onCommitted?: () => Promise<void>): Promise<void> {
   const file = journalFile(agentDir);
-  await writePrivate(file, JSON.stringify({ renames } satisfies Journal));
+  await writeJournal(agentDir, { renames, state: records });
   for (const [tmp, target] of renames) await commitTemp(tmp, target);
   await syncDirs(new Set(renames.map(([, t]) => path.dirname(t))));
+  await onCommitted?.();
   await unlink(file);
 }
 
-/** Finish an interrupted set commit. Returns the number of files rolled forward. */
-export async function recoverJournal(agentDir: string): Promise<number> {
+/**
+ * Finish an interrupted set commit: roll the renames forward, then hand the journal's state
+ * records to `apply` (which saves them) before the journal is removed. Returns the number of
+ * files rolled forward.
+ */
+export async function recoverJournal(agentDir: string, apply?: (records: JournalRecords) => Promise<void>): Promise<number> {
   const file = journalFile(agentDir);
   const buf = await readPrivate(file);
   if (!buf) return 0;
@@ -49,6 +72,7 @@ export async function recoverJournal(agentDir: string): Promise<number> {
     n++;
   }
   await syncDirs(new Set(j.renames.map(([, t]) => path.dirname(t))));
+  if (j.state && apply) await apply(j.state);
   await unlink(file);
   return n;
 }

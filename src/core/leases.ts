@@ -78,7 +78,7 @@ export function decideLease(spec: LeaseSpec, rec: LeaseRecord | undefined, cache
 export async function resolveLease(
   name: string,
   spec: LeaseSpec,
-  ctx: { client: VaultClient; state: State; store: LeaseStore; now: () => number; force: boolean; saveState: () => Promise<void> },
+  ctx: { client: VaultClient; state: State; store: LeaseStore; now: () => number; force: boolean; saveState: () => Promise<void>; warn?: (msg: string) => void },
 ): Promise<LeaseOutcome> {
   const cache = await ctx.store.load();
   const rec = ctx.state.leases[name];
@@ -98,6 +98,7 @@ export async function resolveLease(
     } catch (e) {
       if (e instanceof VaultRequestError && e.unavailable) throw e;
       reason = `renewal refused (${e instanceof Error ? e.message : "error"})`;
+      if (e instanceof VaultRequestError && e.kind === "permission") ctx.warn?.(`lease ${name}: ${e.message}; replacing the credentials instead of renewing them`);
     }
     decision = "replace";
   }

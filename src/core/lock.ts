@@ -4,7 +4,10 @@
  * short-lived "break" lock so two waiters never both break it.
  */
 import { constants as C } from "node:fs";
-import { open, readFile, stat, unlink } from "node:fs/promises";
+import { link, open, readFile, stat, unlink } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { TEMP_PREFIX } from "./paths.js";
 import { hostname } from "node:os";
 import { ExitCode, VrError } from "./errors.js";
 import { formatDuration } from "./duration.js";
@@ -31,15 +34,22 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Create `file` holding `content`, or return false when it exists. The content is written to a
+ * temp file first and hard-linked into place, so the lock never exists empty or half-written
+ * (a holder killed between create and write would otherwise leave a lock nobody can judge).
+ */
 async function tryCreate(file: string, content: string): Promise<boolean> {
+  const tmp = path.join(path.dirname(file), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
   try {
-    const fh = await open(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
+    const fh = await open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     try {
       await fh.writeFile(content);
       await fh.sync();
     } finally {
       await fh.close();
     }
+    await link(tmp, file);
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
@@ -47,6 +57,8 @@ async function tryCreate(file: string, content: string): Promise<boolean> {
       hint: "agent-only/ must exist and be writable by vault-render",
       exit: ExitCode.Usage,
     });
+  } finally {
+    await unlink(tmp).catch(() => undefined);
   }
 }
 

@@ -135,6 +135,8 @@ async function rotateSecretId(s: Session): Promise<void> {
   if (oldAccessor && layout.approle.revokeOldSecretId) {
     await client.write(`auth/${mount}/role/${roleName}/secret-id-accessor/destroy`, { secret_id_accessor: oldAccessor });
     opts.log.info({ accessor: oldAccessor }, `destroyed the old secret_id (accessor ${oldAccessor})`);
+  } else if (layout.approle.revokeOldSecretId) {
+    opts.log.warn(`could not look up the old secret_id's accessor (the policy needs "update" on auth/${mount}/role/${roleName}/secret-id/lookup): it was NOT destroyed and stays valid until its own TTL`);
   } else if (oldAccessor) {
     opts.log.warn(
       { accessor: oldAccessor },

@@ -13,6 +13,7 @@ import { mapLimit } from "./clock.js";
 import { ExitCode, VrError } from "./errors.js";
 import { describeHookFailure, runHook } from "./hooks.js";
 import { commitSet, recoverJournal } from "./journal.js";
+import type { JournalRecords } from "./journal.js";
 import type { Env, ResolvedLayout } from "./layout/load.js";
 import { loadLayout } from "./layout/load.js";
 import { isFileOutput, outputFiles, outputId, pkiFiles } from "./layout/outputs.js";
@@ -234,6 +235,7 @@ async function fetchLeases(s: Session, names: string[], forces: Forces): Promise
         now: s.opts.clock.now,
         force,
         saveState: () => s.store.save(s.state),
+        warn: (msg) => s.opts.log.warn(msg),
       });
       s.opts.redactor.add(r.data);
       out.data.set(name, { data: r.data });
@@ -251,9 +253,15 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
   const { log } = opts;
 
   if (!opts.dryRun) {
-    const rolled = await recoverJournal(layout.agentDir);
+    const rolled = await recoverJournal(layout.agentDir, async (records) => {
+      Object.assign(state.pki, records.pki ?? {});
+      Object.assign(state.outputs, records.outputs ?? {});
+      await s.store.save(state);
+    });
     if (rolled) log.warn({ count: rolled }, `completed an interrupted certificate set commit (${rolled} files)`);
-    const dirs = new Set([layout.publicDir, ...layout.outputs.flatMap((o) => outputFiles(o).map((f) => path.dirname(path.join(layout.publicDir, f))))]);
+    // Temp files of a killed run can be in public/ and in agent-only/ (token, state, leases).
+    const privateDirs = [layout.agentDir, path.dirname(layout.approle.roleIdFile), path.dirname(layout.approle.secretIdFile)];
+    const dirs = new Set([layout.publicDir, ...privateDirs, ...layout.outputs.flatMap((o) => outputFiles(o).map((f) => path.dirname(path.join(layout.publicDir, f))))]);
     const n = await cleanStaleTemps(dirs);
     if (n) log.info({ count: n }, `removed ${n} temp files left by an interrupted run`);
   }
@@ -573,17 +581,25 @@ async function syncPki(s: Session, o: PkiOutput, force: boolean, dirsToSync: Set
       throw e;
     }
     const before = state.pki[id];
-    await commitSet(layout.agentDir, renames);
+    const hadOutputs = new Set(entries.map(([, rel]) => rel).filter((rel) => state.outputs[rel]));
     const at = new Date(opts.clock.now()).toISOString();
-    state.pki[id] = { serial: set.serial, notAfter: set.notAfter, notBefore: set.notBefore, requestHash: reqHash, issuedAt: at };
+    // The new set's state records travel in the commit journal and are saved before the journal
+    // is removed: a crash after the renames must not leave a valid certificate without a record
+    // (the next run would re-issue it).
+    const records: JournalRecords = { pki: { [id]: { serial: set.serial, notAfter: set.notAfter, notBefore: set.notBefore, requestHash: reqHash, issuedAt: at } }, outputs: {} };
     for (const [part, rel] of entries) {
       const bytes = set.files[part] as Buffer;
-      state.outputs[rel] = { hash: keyedHash(hmacKey, bytes), size: bytes.length, sources: {}, writtenAt: at, lastError: null };
+      (records.outputs as Record<string, OutputState>)[rel] = { hash: keyedHash(hmacKey, bytes), size: bytes.length, sources: {}, writtenAt: at, lastError: null };
     }
-    delete state.failures[id];
+    await commitSet(layout.agentDir, renames, records, async () => {
+      Object.assign(state.pki, records.pki);
+      Object.assign(state.outputs, records.outputs);
+      delete state.failures[id];
+      await s.store.save(state);
+    });
     const note = `serial ${before?.serial ?? "-"} -> ${set.serial}, expires ${new Date(set.notAfter).toISOString()} (${reason})`;
     opts.log.info({ output: id, serial: set.serial }, `issued a certificate for ${id}: ${note}`);
-    return entries.map(([, rel]) => ({ file: rel, action: state.outputs[rel] && before ? "update" : "create", note }) as OutputResult);
+    return entries.map(([, rel]) => ({ file: rel, action: hadOutputs.has(rel) && before ? "update" : "create", note }) as OutputResult);
   } catch (e) {
     recordFailure(s, id, e as Error);
     return [{ file: id, action: "failed", error: e as Error }];

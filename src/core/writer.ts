@@ -211,6 +211,9 @@ export async function cleanStaleTemps(dirs: Iterable<string>): Promise<number> {
     }
     for (const name of names) {
       if (!name.startsWith(TEMP_PREFIX)) continue;
+      // A temp of a live process (a dry run writing its token outside the lock) is not stale.
+      const pid = Number(/^(\d+)-/.exec(name.slice(TEMP_PREFIX.length))?.[1]);
+      if (pid && pid !== process.pid && pidAlive(pid)) continue;
       try {
         const st = await lstat(path.join(d, name));
         if (!st.isFile()) continue;
@@ -222,6 +225,15 @@ export async function cleanStaleTemps(dirs: Iterable<string>): Promise<number> {
     }
   }
   return n;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errnoOf(e) === "EPERM";
+  }
 }
 
 /** Read a small private file (token, role_id, state) or null when missing. */

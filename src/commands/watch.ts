@@ -1,0 +1,48 @@
+import type { Command } from "commander";
+import type { CommandContext, GlobalOptions } from "./context.js";
+import { commonSyncOptions, formatFor, levelFor, parseLockTimeout } from "./context.js";
+import type { WatchFactory } from "../core/watch.js";
+
+export function registerWatch(program: Command, ctx: CommandContext): void {
+  program
+    .command("watch")
+    .description("keep public/ current as a long-running process: re-sync on layout edits, drift, intervals and lifecycles")
+    .option("--interval <duration>", "re-read KV secrets this often (with ±10% jitter)", "5m")
+    .option("--max-backoff <duration>", "longest wait between retries while Vault is unavailable", "5m")
+    .option("--heal-interval <duration>", "how often managed files are compared with what was written (besides file events)", "10s")
+    .option("--debounce <duration>", "wait for file events to settle", "300ms")
+    .option("--no-hooks", "leave hooks pending instead of running them")
+    .option("--lock-timeout <duration>", "how long a pass waits for another run's lock", "30s")
+    .action(async (opts: { interval: string; maxBackoff: string; healInterval: string; debounce: string; hooks: boolean; lockTimeout: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const [{ Watcher }, chokidar] = await Promise.all([import("../core/watch.js"), import("chokidar")]);
+      const watchFiles: WatchFactory = (paths, onEvent) => {
+        const w = chokidar.watch(paths, { ignoreInitial: true, atomic: true, persistent: true });
+        w.on("all", (ev, file) => onEvent(ev, file));
+        return { close: () => w.close() };
+      };
+      const watcher = new Watcher({
+        ...commonSyncOptions(ctx, g),
+        log: ctx.logger(levelFor(g, "info"), formatFor(g, ctx, "json")),
+        lockTimeoutMs: parseLockTimeout(opts.lockTimeout),
+        noHooks: !opts.hooks,
+        intervalMs: parseLockTimeout(opts.interval),
+        maxBackoffMs: parseLockTimeout(opts.maxBackoff),
+        healIntervalMs: parseLockTimeout(opts.healInterval),
+        debounceMs: parseLockTimeout(opts.debounce),
+        watchFiles,
+      });
+      const stop = () => watcher.stop();
+      const hup = () => watcher.reload();
+      process.on("SIGTERM", stop);
+      process.on("SIGINT", stop);
+      process.on("SIGHUP", hup);
+      try {
+        ctx.setExit(await watcher.run());
+      } finally {
+        process.off("SIGTERM", stop);
+        process.off("SIGINT", stop);
+        process.off("SIGHUP", hup);
+      }
+    });
+}

@@ -1,0 +1,178 @@
+/**
+ * `vault-render watch`: the real CLI as a long-running child process against the double.
+ */
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { chmod, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Tree } from "./helpers.js";
+import { BIN, baseLayout, makeTree } from "./helpers.js";
+
+interface Watch {
+  child: ChildProcess;
+  lines: Array<Record<string, unknown>>;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+let trees: Tree[] = [];
+let watches: Watch[] = [];
+afterEach(async () => {
+  for (const w of watches) if (w.child.exitCode === null) w.child.kill("SIGKILL");
+  await Promise.all(watches.map((w) => w.exited));
+  watches = [];
+  await Promise.all(trees.map((t) => t.cleanup()));
+  trees = [];
+});
+
+function startWatch(t: Tree, args: string[] = []): Watch {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("VAULT_")) env[k] = v;
+  env.VAULT_ADDR = t.double.url;
+  const child = spawn(process.execPath, [BIN, "--layout", t.layoutFile, "watch", "--heal-interval", "500ms", "--debounce", "100ms", "--max-backoff", "2s", ...args], { cwd: t.dir, env, stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  const lines: Array<Record<string, unknown>> = [];
+  child.stderr?.on("data", (d: Buffer) => {
+    err += d.toString();
+    for (const l of d.toString().split("\n")) {
+      try {
+        if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
+      } catch {
+        // not JSON: kept in stderr()
+      }
+    }
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+  const w = { child, lines, stderr: () => err, exited };
+  watches.push(w);
+  return w;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 8000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const read = (t: Tree, f: string) => readFile(path.join(t.publicDir, f), "utf8").catch(() => undefined);
+const passes = (w: Watch) => w.lines.filter((l) => typeof l.msg === "string" && (l.msg as string).startsWith("sync: ")).length;
+
+async function tree(): Promise<Tree> {
+  const t = await makeTree();
+  trees.push(t);
+  t.double.kvPut("secret", "app", { password: "one" });
+  await t.writeLayout(baseLayout());
+  return t;
+}
+
+describe("watch", () => {
+  it("applies a layout edit within a second or two, and rejects an invalid edit while the old layout keeps serving", async () => {
+    const t = await tree();
+    const w = startWatch(t);
+    await until("first pass", async () => (await read(t, "app.env")) === "DB_PASSWORD='one'\n");
+    const l = baseLayout();
+    (l.outputs as unknown[]).push({ file: "extra/password", format: "raw", value: "app.password" });
+    await t.writeLayout(l);
+    const t0 = Date.now();
+    await until("layout edit applied", async () => (await read(t, "extra/password")) === "one");
+    expect(Date.now() - t0).toBeLessThan(2500);
+    // An invalid edit is reported; the last good layout keeps running (and keeps healing).
+    await writeFile(t.layoutFile, JSON.stringify({ ...l, outputs: [{ file: "../escape", format: "raw", value: "app.password" }] }));
+    await until("invalid layout reported", () => w.stderr().includes("the edited layout is invalid and was not applied"));
+    expect(w.stderr()).toContain("$.outputs[0].file");
+    await rm(path.join(t.publicDir, "extra/password"));
+    await until("old layout still serving", async () => (await read(t, "extra/password")) === "one");
+    w.child.kill("SIGTERM");
+    expect(await w.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it("restores a deleted, a hand-edited and a chmod'ed managed file, and ignores unmanaged files", async () => {
+    const t = await tree();
+    const w = startWatch(t);
+    await until("first pass", async () => (await read(t, "app.env")) !== undefined);
+    await writeFile(path.join(t.publicDir, "mine.txt"), "operator file");
+    await rm(path.join(t.publicDir, "app.env"));
+    await until("deleted file restored", async () => (await read(t, "app.env")) === "DB_PASSWORD='one'\n");
+    await writeFile(path.join(t.publicDir, "app.env"), "DB_PASSWORD='tampered'\n");
+    await until("edited file restored", async () => (await read(t, "app.env")) === "DB_PASSWORD='one'\n");
+    await chmod(path.join(t.publicDir, "app.env"), 0o600);
+    await until("mode restored", async () => ((await stat(path.join(t.publicDir, "app.env"))).mode & 0o777) === 0o644);
+    expect(await read(t, "mine.txt")).toBe("operator file");
+    expect(w.stderr()).toMatch(/changed, deleted or chmod'ed by something else/);
+    w.child.kill("SIGTERM");
+    expect((await w.exited).code).toBe(0);
+  });
+
+  it("survives a Vault outage with bounded requests and recovers on its own", async () => {
+    const t = await tree();
+    const w = startWatch(t, ["--interval", "1s"]);
+    await until("first pass", async () => (await read(t, "app.env")) !== undefined);
+    t.double.seal();
+    t.double.clearRequests();
+    const outageStart = Date.now();
+    await new Promise((r) => setTimeout(r, 5000));
+    const during = t.double.requests.length;
+    t.double.kvPut("secret", "app", { password: "two" });
+    t.double.unseal();
+    // 5 s down, backoff 1 s, 2 s (cap 2 s), 3 tries per pass: a bounded number of requests, no storm.
+    expect(during).toBeGreaterThan(0);
+    expect(during).toBeLessThanOrEqual(15);
+    expect(await read(t, "app.env")).toBe("DB_PASSWORD='one'\n");
+    await until("recovered", async () => (await read(t, "app.env")) === "DB_PASSWORD='two'\n", 10_000);
+    expect(Date.now() - outageStart).toBeLessThan(15_000);
+    expect(w.stderr()).toMatch(/keeping the last good files, retrying in/);
+    w.child.kill("SIGTERM");
+    expect((await w.exited).code).toBe(0);
+  });
+
+  it("a concurrent manual sync completes (the lock is per pass); SIGTERM leaves no lock and no temp files", async () => {
+    const t = await tree();
+    t.double.setLatency(50);
+    const w = startWatch(t, ["--interval", "1s"]);
+    await until("first pass", async () => (await read(t, "app.env")) !== undefined);
+    const manual = await t.run(["sync", "--lock-timeout", "10s"]);
+    expect(manual.code).toBe(0);
+    await until("another pass", () => passes(w) >= 2, 10_000);
+    w.child.kill("SIGTERM");
+    expect((await w.exited).code).toBe(0);
+    await expect(stat(path.join(t.agentDir, "lock"))).rejects.toThrow(/ENOENT/);
+    expect((await readdir(t.publicDir)).filter((n) => n.startsWith(".vault-render.tmp-"))).toEqual([]);
+    expect(await read(t, "app.env")).toBe("DB_PASSWORD='one'\n");
+    const state = JSON.parse(await readFile(path.join(t.agentDir, "state.json"), "utf8")) as { lastSuccessAt: string };
+    expect(Date.now() - Date.parse(state.lastSuccessAt)).toBeLessThan(5000);
+  });
+
+  it("logs one JSON line per pass with counts when not on a TTY", async () => {
+    const t = await tree();
+    const w = startWatch(t);
+    await until("first pass", () => passes(w) >= 1);
+    const line = w.lines.find((l) => typeof l.msg === "string" && (l.msg as string).startsWith("sync: "));
+    expect(line).toMatchObject({ created: 1, updated: 0, failed: 0 });
+    w.child.kill("SIGINT");
+    expect((await w.exited).code).toBe(0);
+  });
+
+  it("SIGTERM in the middle of a pass lets it finish: consistent files, no lock, no temp files, exit 0", async () => {
+    const t = await tree();
+    const w = startWatch(t);
+    await until("first pass", () => passes(w) >= 1);
+    t.double.setLatency(400);
+    t.double.kvPut("secret", "app", { password: "two" });
+    const l = baseLayout();
+    (l.outputs as unknown[]).push({ file: "b/password", format: "raw", value: "app.password" });
+    await t.writeLayout(l);
+    // Wait until the pass has started (the lock is taken), then stop.
+    await until("pass running", async () => stat(path.join(t.agentDir, "lock")).then(() => true, () => false));
+    w.child.kill("SIGTERM");
+    expect(await w.exited).toEqual({ code: 0, signal: null });
+    await expect(stat(path.join(t.agentDir, "lock"))).rejects.toThrow(/ENOENT/);
+    expect(await read(t, "app.env")).toBe("DB_PASSWORD='two'\n");
+    expect(await read(t, "b/password")).toBe("two");
+    expect((await readdir(t.publicDir)).filter((n) => n.startsWith(".vault-render.tmp-"))).toEqual([]);
+  });
+});
