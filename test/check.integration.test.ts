@@ -164,6 +164,38 @@ describe("check", () => {
   });
 });
 
+describe("check with certificates and the generated policy", () => {
+  it("a certificate within --min-validity is an error; a healthy one is ok", async () => {
+    const t = await makeTree({ policy: `path "pki_int/issue/web" { capabilities = ["update"] }` });
+    trees.push(t);
+    t.double.mountPki("pki_int");
+    t.double.addPkiRole("pki_int", "web", { allowedDomains: ["home.arpa"], allowSubdomains: true, maxTtl: 30 * 86400 });
+    await t.writeLayout(baseLayout({ sources: {}, outputs: [{ format: "pki", dir: "certs/web", mount: "pki_int", role: "web", commonName: "web.home.arpa", ttl: "72h" }] }));
+    expect((await t.run(["sync"])).code).toBe(0);
+    const ok = await check(t, ["--min-validity", "2d"]);
+    expect(ok.code).toBe(0);
+    expect(find(ok.report, "certificate", "certs/web")[0]?.message).toMatch(/^valid for 3\.0 more days \(serial [0-9A-F]+\)$/);
+    // The default --min-validity is 7 days: a 3-day certificate is reported.
+    const low = await check(t);
+    expect(low.code).toBe(1);
+    expect(find(low.report, "certificate", "certs/web")[0]).toMatchObject({ severity: "error" });
+    expect(find(low.report, "certificate", "certs/web")[0]?.message).toMatch(/expires in 3\.0 days .* below --min-validity/);
+    expect(low.table).toMatch(/FAIL +certificate +certs\/web +expires in 3\.0 days/);
+  });
+
+  it("passes with the policy `vault-render policy` generates, and reports the source it lacks without a rule", async () => {
+    const t = await synced();
+    const hcl = (await t.run(["policy"])).stdout;
+    t.double.addPolicy("app", hcl);
+    expect((await t.run(["sync"])).code).toBe(0);
+    expect((await check(t)).code).toBe(0);
+    t.double.addPolicy("app", hcl.replace(/path "secret\/data\/app" \{[^}]*\}/, ""));
+    const r = await check(t);
+    expect(r.code).toBe(1);
+    expect(find(r.report, "source", "source app")[0]?.message).toMatch(/read secret\/data\/app: permission denied \(the policy needs "read" on "secret\/data\/app"\)/);
+  });
+});
+
 describe("status", () => {
   it("shows one row per output from state, offline", async () => {
     const t = await synced();
