@@ -175,4 +175,31 @@ describe("watch", () => {
     expect(await read(t, "b/password")).toBe("two");
     expect((await readdir(t.publicDir)).filter((n) => n.startsWith(".vault-render.tmp-"))).toEqual([]);
   });
+
+  it("SIGHUP re-reads the layout and runs a pass; the daemon keeps running", async () => {
+    const t = await tree();
+    const w = startWatch(t, ["--interval", "1h"]);
+    await until("first pass", () => passes(w) >= 1);
+    w.child.kill("SIGHUP");
+    await until("a pass after SIGHUP", () => passes(w) >= 2);
+    expect(w.child.exitCode).toBeNull();
+    w.child.kill("SIGTERM");
+    expect((await w.exited).code).toBe(0);
+  });
+
+  it("renews a lease when its lifecycle calls for it, not on the (long) interval", async () => {
+    const t = await tree();
+    t.double.addPolicy("app", `path "database/creds/app" { capabilities = ["read"] }\npath "sys/leases/*" { capabilities = ["update"] }`);
+    t.double.mountDatabase("database");
+    t.double.addDbRole("database", "app", { defaultTtl: 4, maxTtl: 600 });
+    await t.writeLayout(baseLayout({ sources: { db: { type: "lease", path: "database/creds/app" } }, outputs: [{ file: "db.env", format: "env", keys: { U: "db.username", P: "db.password" } }] }));
+    const w = startWatch(t, ["--interval", "1h"]);
+    await until("first pass", () => passes(w) >= 1);
+    const first = await read(t, "db.env");
+    await until("lease renewed", () => t.double.countRequests({ path: "sys/leases/renew" }) >= 1, 8000);
+    expect(t.double.countRequests({ path: "database/creds/app" })).toBe(1);
+    expect(await read(t, "db.env")).toBe(first);
+    w.child.kill("SIGTERM");
+    expect((await w.exited).code).toBe(0);
+  });
 });
