@@ -20,13 +20,13 @@ import { TEMP_PREFIX } from "./paths.js";
 import { encodeEnvFile } from "./render/dotenv.js";
 import type { DotenvDialect } from "./render/dotenv.js";
 import type { SourceResults } from "./render/index.js";
-import { SourceUnavailable, outputSources, renderOutput } from "./render/index.js";
+import { SourceUnavailable, renderOutput } from "./render/index.js";
 import type { TemplatePart } from "./render/template.js";
 import type { SourceData } from "./sources.js";
 import { StateStore } from "./state.js";
 import type { State } from "./state.js";
 import type { Session } from "./sync.js";
-import { describeError, fetchStatic, openSession } from "./sync.js";
+import { describeError, fetchStatic, openSession, sourceNeeds } from "./sync.js";
 import { VaultClient } from "./vault/client.js";
 import { DIR_MODE, FILE_MODE } from "./writer.js";
 
@@ -294,20 +294,7 @@ async function vaultChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findin
 
 async function contentChecks(s: Session, f: Findings, state: State): Promise<void> {
   const { layout } = s;
-  const templates = new Map<string, TemplatePart[]>();
-  const needs = new Map<string, string[] | Error>();
-  const wanted = new Set<string>();
-  for (const o of layout.outputs) {
-    if (!isFileOutput(o)) continue;
-    try {
-      const names = await outputSources(o, layout.dir, templates);
-      needs.set(o.file, names);
-      names.forEach((n) => wanted.add(n));
-    } catch (e) {
-      needs.set(o.file, e as Error);
-    }
-  }
-  const names = [...wanted].filter((n) => layout.sources.has(n));
+  const { templates, needs, known: names } = await sourceNeeds(layout);
   const sources: Map<string, SourceData | Error> = await fetchStatic(s, names.filter((n) => layout.sources.get(n)?.type !== "lease"));
   const cache = await new LeaseStore(layout.agentDir).load();
   for (const n of names.filter((x) => layout.sources.get(x)?.type === "lease")) {
@@ -323,7 +310,7 @@ async function contentChecks(s: Session, f: Findings, state: State): Promise<voi
   }
   for (const o of layout.outputs) {
     if (!isFileOutput(o)) continue;
-    const need = needs.get(o.file);
+    const need = needs.get(outputId(o));
     if (need instanceof Error) {
       f.add("render", "error", o.file, describeError(need));
       continue;

@@ -248,6 +248,32 @@ async function fetchLeases(s: Session, names: string[], forces: Forces): Promise
   return out;
 }
 
+export interface SourceNeeds {
+  templates: Map<string, TemplatePart[]>;
+  /** Output id → the sources it needs, or why that cannot be known (a broken template). */
+  needs: Map<string, string[] | Error>;
+  /** Every needed source the layout defines. */
+  known: string[];
+}
+
+/** Which sources each file output needs (templates are parsed here, so a broken one fails alone). */
+export async function sourceNeeds(layout: ResolvedLayout): Promise<SourceNeeds> {
+  const templates = new Map<string, TemplatePart[]>();
+  const needs = new Map<string, string[] | Error>();
+  const wanted = new Set<string>();
+  for (const o of layout.outputs) {
+    if (!isFileOutput(o)) continue;
+    try {
+      const names = await outputSources(o, layout.dir, templates);
+      needs.set(outputId(o), names);
+      names.forEach((n) => wanted.add(n));
+    } catch (e) {
+      needs.set(outputId(o), e as Error);
+    }
+  }
+  return { templates, needs, known: [...wanted].filter((n) => layout.sources.has(n)) };
+}
+
 export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> {
   const { layout, opts, state } = s;
   const { log } = opts;
@@ -266,21 +292,7 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
     if (n) log.info({ count: n }, `removed ${n} temp files left by an interrupted run`);
   }
 
-  // Which sources each file output needs (templates are parsed here, so a broken one fails alone).
-  const templates = new Map<string, TemplatePart[]>();
-  const needs = new Map<string, string[] | Error>();
-  const wanted = new Set<string>();
-  for (const o of layout.outputs) {
-    if (!isFileOutput(o)) continue;
-    try {
-      const names = await outputSources(o, layout.dir, templates);
-      needs.set(outputId(o), names);
-      names.forEach((n) => wanted.add(n));
-    } catch (e) {
-      needs.set(outputId(o), e as Error);
-    }
-  }
-  const known = [...wanted].filter((n) => layout.sources.has(n));
+  const { templates, needs, known } = await sourceNeeds(layout);
   const leaseNames = known.filter((n) => layout.sources.get(n)?.type === "lease");
   const staticNames = known.filter((n) => layout.sources.get(n)?.type !== "lease");
 
