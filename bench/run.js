@@ -348,6 +348,10 @@ function report() {
     // the last segment with the one before it (the R² of a fit hides a quadratic term well).
     const seg = (who, i) => (results[key][ns[i]][who] - results[key][ns[i - 1]][who]) / (ns[i] - ns[i - 1]);
     const k = ns.length - 1;
+    if (k < 2) {
+      row(`${name}: linear in N`, `n/a with ${ns.length} sizes (R² ${fmt(fv.r2, 4)})`, "≈ 1x", null);
+      continue;
+    }
     const growth = seg("vr", k) / seg("vr", k - 1);
     row(
       `${name}: linear in N (marginal cost per output, N ${ns[k - 1]}→${ns[k]} vs ${ns[k - 2]}→${ns[k - 1]})`,
