@@ -265,6 +265,8 @@ async function vaultChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findin
   } catch (e) {
     f.add("vault.reachable", "error", "vault", (e as Error).message);
     return null;
+  } finally {
+    probe.close();
   }
   f.add("vault.reachable", "ok", "vault", `${layout.vault.address} answered (Vault ${String(health.version ?? "?")})`);
   if (health.initialized === false) {
@@ -371,9 +373,15 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
   let vaultVerified = false;
   if (!opts.offline) {
     const s = await vaultChecks(layout, opts, f);
-    if (s && state) {
-      await contentChecks(s, f, s.state);
-      vaultVerified = true;
+    if (s) {
+      try {
+        if (state) {
+          await contentChecks(s, f, s.state);
+          vaultVerified = true;
+        }
+      } finally {
+        s.client.close();
+      }
     }
   }
   const counts = { error: 0, warning: 0, ok: 0 };

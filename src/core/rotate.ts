@@ -152,14 +152,18 @@ export async function runRotate(opts: RotateOptions): Promise<SyncResult | { exi
   const layout = await loadForRun(opts);
   return withLock(layout, opts, "rotate", async () => {
     const s = await openSession(layout, opts);
-    if (opts.secretId) await rotateSecretId(s);
-    if (opts.targets.length === 0) return { exit: ExitCode.Ok };
-    const p = await plan(s, opts.targets);
-    if (opts.dryRun) {
-      for (const l of p.lines) opts.print(l);
-      return { exit: ExitCode.Ok };
+    try {
+      if (opts.secretId) await rotateSecretId(s);
+      if (opts.targets.length === 0) return { exit: ExitCode.Ok };
+      const p = await plan(s, opts.targets);
+      if (opts.dryRun) {
+        for (const l of p.lines) opts.print(l);
+        return { exit: ExitCode.Ok };
+      }
+      for (const [name, spec] of p.generators) await rotateKv(s, name, spec);
+      return await syncPass(s, p.forces);
+    } finally {
+      s.client.close();
     }
-    for (const [name, spec] of p.generators) await rotateKv(s, name, spec);
-    return syncPass(s, p.forces);
   });
 }

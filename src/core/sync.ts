@@ -146,6 +146,8 @@ export interface Session {
   hmacKey: Buffer;
   authCtx: AuthContext;
   auth: AuthResult;
+  /** Directories of public/ already verified in this run. */
+  checkedDirs: Set<string>;
 }
 
 export async function loadForRun(opts: SyncOptions): Promise<ResolvedLayout> {
@@ -180,13 +182,26 @@ export async function openSession(layout: ResolvedLayout, opts: SyncOptions, rea
     onRetry: (i) => opts.log.info({ path: i.path, attempt: i.attempt, waitMs: i.waitMs }, `${i.reason}; retry ${i.attempt} in ${i.waitMs} ms`),
   });
   const authCtx: AuthContext = { layout, client, log: opts.log, redactor: opts.redactor, state, hmacKey, saveState: () => store.save(state), readOnly };
-  const auth = await authenticate(authCtx);
-  return { layout, opts, client, state, store, leases: new LeaseStore(layout.agentDir), hmacKey, authCtx, auth };
+  let auth: AuthResult;
+  try {
+    auth = await authenticate(authCtx);
+  } catch (e) {
+    client.close();
+    throw e;
+  }
+  return { layout, opts, client, state, store, leases: new LeaseStore(layout.agentDir), hmacKey, authCtx, auth, checkedDirs: new Set() };
 }
 
 export async function runSync(opts: SyncOptions): Promise<SyncResult> {
   const layout = await loadForRun(opts);
-  return withLock(layout, opts, "sync", async () => syncPass(await openSession(layout, opts), { pki: new Set(), leases: new Set() }));
+  return withLock(layout, opts, "sync", async () => {
+    const s = await openSession(layout, opts);
+    try {
+      return await syncPass(s, { pki: new Set(), leases: new Set() });
+    } finally {
+      s.client.close();
+    }
+  });
 }
 
 export async function fetchStatic(s: Session, names: string[]): Promise<Map<string, SourceData | Error>> {
@@ -378,7 +393,8 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
     });
     state.pendingRevokes.push({ leaseId, source, afterHooks: [...new Set(users.flatMap((o) => o.hooks ?? []))], since: at });
   }
-  if (!opts.dryRun) await s.store.save(state);
+  // Saved now only when something must survive a crash during hooks or revocations.
+  if (!opts.dryRun && (Object.keys(state.pendingHooks).length > 0 || state.pendingRevokes.length > 0)) await s.store.save(state);
 
   // A pending hook that was removed from the layout is dropped.
   if (!opts.dryRun) for (const name of Object.keys(state.pendingHooks)) if (!hooks[name]) delete state.pendingHooks[name];
@@ -540,7 +556,7 @@ async function writeIfChanged(s: Session, file: string, bytes: Buffer, keyHashes
   if (opts.dryRun || result.action === "unchanged") return result;
   try {
     const dirRel = path.posix.dirname(file);
-    await ensureDirChain(layout.publicDir, dirRel === "." ? "" : dirRel, DIR_MODE, dirsToSync);
+    await ensureDirChain(layout.publicDir, dirRel === "." ? "" : dirRel, DIR_MODE, dirsToSync, s.checkedDirs);
     await atomicWrite(abs, bytes, FILE_MODE, opts.writeFault);
     dirsToSync.add(path.dirname(abs));
   } catch (e) {
@@ -585,7 +601,7 @@ async function syncPki(s: Session, o: PkiOutput, force: boolean, dirsToSync: Set
         const abs = path.join(layout.publicDir, rel);
         await readCurrent(abs); // refuses a planted symlink
         const dirRel = path.posix.dirname(rel);
-        await ensureDirChain(layout.publicDir, dirRel === "." ? "" : dirRel, DIR_MODE, dirsToSync);
+        await ensureDirChain(layout.publicDir, dirRel === "." ? "" : dirRel, DIR_MODE, dirsToSync, s.checkedDirs);
         renames.push([await prepareTemp(abs, set.files[part] as Buffer, FILE_MODE, opts.writeFault), abs]);
       }
     } catch (e) {

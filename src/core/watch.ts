@@ -224,9 +224,13 @@ export class Watcher {
     try {
       const res = await withLock(l, opts, "watch", async () => {
         const s = await openSession(l, opts);
-        const r = await syncPass(s, { pki: new Set(), leases: new Set() });
-        this.nextLifecycleAt = this.lifecycleDue(s.state, s.auth.ttl, started);
-        return r;
+        try {
+          const r = await syncPass(s, { pki: new Set(), leases: new Set() });
+          this.nextLifecycleAt = this.lifecycleDue(s.state, s.auth.ttl, started);
+          return r;
+        } finally {
+          s.client.close();
+        }
       });
       this.passes++;
       await this.recordSignatures();

@@ -46,16 +46,22 @@ function writeError(what: string, file: string, e: unknown): VrError {
 
 /**
  * Make sure `rel` (a directory path relative to root, "" for root itself) exists as a real
- * directory chain with mode `mode`, refusing symlinks. Returns the parent directories whose
- * entries changed (they need an fsync).
+ * directory chain with mode `mode`, refusing symlinks. Adds the parent directories whose entries
+ * changed to `changed` (they need an fsync); `checked` remembers directories already verified in
+ * this run, so thousands of outputs in one directory cost one check.
  */
-export async function ensureDirChain(root: string, rel: string, mode: number, changed: Set<string>): Promise<void> {
+export async function ensureDirChain(root: string, rel: string, mode: number, changed: Set<string>, checked?: Set<string>): Promise<void> {
   const segs = rel === "" ? [] : rel.split("/");
   let cur = root;
-  await ensureOneDir(cur, mode, changed, root);
+  const one = async (dir: string) => {
+    if (checked?.has(dir)) return;
+    await ensureOneDir(dir, mode, changed, root);
+    checked?.add(dir);
+  };
+  await one(cur);
   for (const s of segs) {
     cur = path.join(cur, s);
-    await ensureOneDir(cur, mode, changed, root);
+    await one(cur);
   }
 }
 

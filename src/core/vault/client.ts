@@ -8,6 +8,8 @@
  *   and Retry-After, and never on 4xx policy answers.
  */
 import { readFileSync } from "node:fs";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import { createRequire } from "node:module";
 import nodeVault from "node-vault";
 import { ExitCode, VrError } from "../errors.js";
@@ -31,7 +33,11 @@ let axiosPatched = false;
 function patchAxiosDefaults(): void {
   if (axiosPatched) return;
   axiosPatched = true;
-  const axios = require("axios") as { defaults: { transformResponse: unknown } };
+  const axios = require("axios") as { defaults: { transformResponse: unknown; maxRedirects?: number } };
+  // Never follow redirects: axios would replay the request, X-Vault-Token header and secret_id
+  // body included, to whatever the Location names (follow-redirects strips only Authorization and
+  // Cookie). A 3xx is reported as "unexpected redirect ... not followed" instead.
+  axios.defaults.maxRedirects = 0;
   const existing = axios.defaults.transformResponse;
   const list = Array.isArray(existing) ? existing : existing ? [existing] : [];
   axios.defaults.transformResponse = [
@@ -241,6 +247,8 @@ export class VaultClient {
   private readonly deps: ClientDeps;
   /** Number of HTTP requests sent (including retries). */
   requestCount = 0;
+  /** One keep-alive agent per run: connections are reused across the run's requests. */
+  private readonly agent: HttpAgent | HttpsAgent;
 
   constructor(conn: VaultConnection, deps: ClientDeps) {
     patchAxiosDefaults();
@@ -256,6 +264,10 @@ export class VaultClient {
       }
     }
     if (conn.tlsServerName) requestOptions.agentOptions = { servername: conn.tlsServerName };
+    const agentOptions = { keepAlive: true, maxSockets: conn.concurrency };
+    this.agent = conn.address.startsWith("https:")
+      ? new HttpsAgent({ ...agentOptions, ca: requestOptions.ca as Buffer | undefined, rejectUnauthorized: !conn.skipVerify, servername: conn.tlsServerName })
+      : new HttpAgent(agentOptions);
     const options = {
       endpoint: conn.address,
       apiVersion: "v1",
@@ -271,6 +283,11 @@ export class VaultClient {
     this.nv.token = undefined;
     this.nv.namespace = conn.namespace;
     this.nv.pathPrefix = "";
+  }
+
+  /** Close the kept-alive connections (end of a run or a watch pass). */
+  close(): void {
+    this.agent.destroy();
   }
 
   setToken(token: string | undefined): void {
@@ -290,6 +307,7 @@ export class VaultClient {
       this.requestCount++;
       try {
         const req: Record<string, unknown> = { path: `/${vaultPath}${qs}`, method, headers: { ...headers } };
+        req[this.agent instanceof HttpsAgent ? "httpsAgent" : "httpAgent"] = this.agent;
         if (body !== undefined) req.json = body;
         const res = (await this.nv.request(req as { path: string; method: string })) as unknown;
         if (res !== "" && res !== null && typeof res === "object" && (res as { __unparsed?: boolean }).__unparsed) {
