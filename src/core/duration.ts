@@ -15,6 +15,8 @@ export function parseDuration(text: string): number {
 }
 
 export function formatDuration(ms: number): string {
+  // Sub-second durations (a --lock-timeout of 200ms) would otherwise read "0s".
+  if (ms < 1000) return `${Math.round(ms)}ms`;
   const s = Math.round(ms / 1000);
   if (s < 120) return `${s}s`;
   if (s < 7200) return `${Math.round(s / 60)}m`;

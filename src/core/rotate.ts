@@ -14,7 +14,7 @@ import type { TemplatePart } from "./render/template.js";
 import { readSource } from "./sources.js";
 import { keyedHash } from "./state.js";
 import type { Forces, Session, SyncOptions, SyncResult } from "./sync.js";
-import { loadForRun, openSession, syncPass, withLock } from "./sync.js";
+import { loadForRun, openSession, recoverInterrupted, syncPass, withLock } from "./sync.js";
 import { readPrivate, writePrivate } from "./writer.js";
 
 export interface RotateOptions extends SyncOptions {
@@ -151,6 +151,7 @@ export async function runRotate(opts: RotateOptions): Promise<SyncResult | { exi
   }
   const layout = await loadForRun(opts);
   return withLock(layout, opts, "rotate", async () => {
+    if (!opts.dryRun) await recoverInterrupted(layout, opts.log);
     const s = await openSession(layout, opts);
     try {
       if (opts.secretId) await rotateSecretId(s);

@@ -172,6 +172,21 @@ export async function withLock<T>(layout: ResolvedLayout, opts: SyncOptions, com
   }
 }
 
+/**
+ * Finish a certificate set commit that a crash interrupted. Runs under the lock before anything
+ * talks to Vault, so a half-replaced set is repaired even while Vault is unreachable.
+ */
+export async function recoverInterrupted(layout: ResolvedLayout, log: Logger): Promise<void> {
+  const store = new StateStore(layout.agentDir);
+  const rolled = await recoverJournal(layout.agentDir, async (records) => {
+    const state = await store.load();
+    Object.assign(state.pki, records.pki ?? {});
+    Object.assign(state.outputs, records.outputs ?? {});
+    await store.save(state);
+  });
+  if (rolled) log.warn({ count: rolled }, `completed an interrupted certificate set commit (${rolled} files)`);
+}
+
 export async function openSession(layout: ResolvedLayout, opts: SyncOptions, readOnly = false): Promise<Session> {
   const store = new StateStore(layout.agentDir);
   const state = await store.load();
@@ -195,6 +210,7 @@ export async function openSession(layout: ResolvedLayout, opts: SyncOptions, rea
 export async function runSync(opts: SyncOptions): Promise<SyncResult> {
   const layout = await loadForRun(opts);
   return withLock(layout, opts, "sync", async () => {
+    if (!opts.dryRun) await recoverInterrupted(layout, opts.log);
     const s = await openSession(layout, opts);
     try {
       return await syncPass(s, { pki: new Set(), leases: new Set() });
@@ -294,16 +310,10 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
   const { log } = opts;
 
   if (!opts.dryRun) {
-    const rolled = await recoverJournal(layout.agentDir, async (records) => {
-      Object.assign(state.pki, records.pki ?? {});
-      Object.assign(state.outputs, records.outputs ?? {});
-      await s.store.save(state);
-    });
-    if (rolled) log.warn({ count: rolled }, `completed an interrupted certificate set commit (${rolled} files)`);
     // Temp files of a killed run can be in public/ and in agent-only/ (token, state, leases).
-    const privateDirs = [layout.agentDir, path.dirname(layout.approle.roleIdFile), path.dirname(layout.approle.secretIdFile)];
-    const dirs = new Set([layout.publicDir, ...privateDirs, ...layout.outputs.flatMap((o) => outputFiles(o).map((f) => path.dirname(path.join(layout.publicDir, f))))]);
-    const n = await cleanStaleTemps(dirs);
+    const privateDirs = new Set([layout.agentDir, path.dirname(layout.approle.roleIdFile), path.dirname(layout.approle.secretIdFile)]);
+    const dirs = new Set([layout.publicDir, ...layout.outputs.flatMap((o) => outputFiles(o).map((f) => path.dirname(path.join(layout.publicDir, f))))]);
+    const n = (await cleanStaleTemps(dirs)) + (await cleanStaleTemps(privateDirs, { skipLiveWriters: true }));
     if (n) log.info({ count: n }, `removed ${n} temp files left by an interrupted run`);
   }
 

@@ -19,7 +19,7 @@ import type { LeaseSpec } from "./leases.js";
 import { StateStore, keyedHash } from "./state.js";
 import type { State } from "./state.js";
 import type { SyncOptions, SyncResult } from "./sync.js";
-import { openSession, prepareAgentDir, syncPass, withLock } from "./sync.js";
+import { openSession, prepareAgentDir, recoverInterrupted, syncPass, withLock } from "./sync.js";
 import { FILE_MODE } from "./writer.js";
 
 export interface FileWatcher {
@@ -223,6 +223,7 @@ export class Watcher {
     const started = this.clock.now();
     try {
       const res = await withLock(l, opts, "watch", async () => {
+        await recoverInterrupted(l, opts.log);
         const s = await openSession(l, opts);
         try {
           const r = await syncPass(s, { pki: new Set(), leases: new Set() });

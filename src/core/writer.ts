@@ -206,7 +206,7 @@ export async function removeFile(file: string): Promise<boolean> {
  * Remove temp files left by an interrupted run in `dirs` (only our reserved prefix). Runs under
  * the lock, so no live writer owns them. Returns the number removed.
  */
-export async function cleanStaleTemps(dirs: Iterable<string>): Promise<number> {
+export async function cleanStaleTemps(dirs: Iterable<string>, opts: { skipLiveWriters?: boolean } = {}): Promise<number> {
   let n = 0;
   for (const d of dirs) {
     let names: string[];
@@ -217,9 +217,12 @@ export async function cleanStaleTemps(dirs: Iterable<string>): Promise<number> {
     }
     for (const name of names) {
       if (!name.startsWith(TEMP_PREFIX)) continue;
-      // A temp of a live process (a dry run writing its token outside the lock) is not stale.
-      const pid = Number(/^(\d+)-/.exec(name.slice(TEMP_PREFIX.length))?.[1]);
-      if (pid && pid !== process.pid && pidAlive(pid)) continue;
+      // In agent-only/, a temp of a live process (a dry run writing its token without the lock)
+      // is not stale.
+      if (opts.skipLiveWriters) {
+        const pid = Number(/^(\d+)-/.exec(name.slice(TEMP_PREFIX.length))?.[1]);
+        if (pid && pid !== process.pid && pidAlive(pid)) continue;
+      }
       try {
         const st = await lstat(path.join(d, name));
         if (!st.isFile()) continue;

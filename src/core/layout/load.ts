@@ -10,6 +10,8 @@ import { ExitCode, VrError } from "../errors.js";
 import { checkOutputPath } from "../paths.js";
 import { parseDuration } from "../duration.js";
 import { layoutSchema } from "./schema.js";
+import { checkEnvKey } from "../render/dotenv.js";
+import type { DotenvDialect } from "../render/dotenv.js";
 import { isPki, outputFiles, pkiFiles } from "./outputs.js";
 import type { Layout, OutputSpec, SourceSpec } from "./schema.js";
 
@@ -113,6 +115,14 @@ export function validateLayout(doc: unknown): { layout: Layout; issues: [] } | {
         issues.push({ path: jsonPath(["outputs", i, isPki(o) ? "dir" : "file"]), message: `duplicate output file "${norm}" (also $.outputs[${prev}])` });
       } else {
         seen.set(norm, i);
+      }
+    }
+    // A name in an env output's own `keys` that no consumer can read is a layout error (exit 2),
+    // not a per-run render failure: it can never succeed.
+    if (o.format === "env") {
+      for (const k of Object.keys(o.keys ?? {})) {
+        const p = checkEnvKey(k, (o.dialect ?? "portable") as DotenvDialect);
+        if (p) issues.push({ path: jsonPath(["outputs", i, "keys", k]), message: p });
       }
     }
     for (const [where, ref] of outputRefs(o)) {
