@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 import { ExitCode, isVrError, oneLine } from "./core/errors.js";
 import { systemClock } from "./core/clock.js";
 import type { Clock } from "./core/clock.js";
-import type { Redactor } from "./core/log.js";
+import { Redactor } from "./core/redact.js";
 import type * as LogModuleNs from "./core/log.js";
 import type { CommandContext } from "./commands/context.js";
 import { defaultLayout } from "./commands/context.js";
@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
   const { Command, CommanderError, Option } = await import("commander");
   let exit: number = ExitCode.Ok;
   let logMod: LogModule | undefined;
-  let redactor: Redactor | undefined;
+  const redactor = new Redactor();
   const ctx: CommandContext = {
     env: process.env,
     stdout: process.stdout,
@@ -70,13 +70,10 @@ export async function main(argv: string[]): Promise<number> {
     isTTY: process.stderr.isTTY === true,
     stdoutIsTTY: process.stdout.isTTY === true,
     clock: testClock(process.env.VAULT_RENDER_TEST_NOW_OFFSET),
-    get redactor(): Redactor {
-      if (!redactor) throw new Error("internal: the log module is not loaded for this command (see LOGLESS in src/cli.ts)");
-      return redactor;
-    },
+    redactor,
     logger: (level, format) => {
       if (!logMod) throw new Error("internal: the log module is not loaded for this command (see LOGLESS in src/cli.ts)");
-      return logMod.createLogger({ level, format, out: process.stderr, redactor: ctx.redactor });
+      return logMod.createLogger({ level, format, out: process.stderr, redactor });
     },
     setExit: (c) => {
       exit = c;
@@ -96,7 +93,6 @@ export async function main(argv: string[]): Promise<number> {
   program.hook("preAction", async (_program, action) => {
     if (LOGLESS.has(action.name())) return;
     logMod = await import("./core/log.js");
-    redactor = new logMod.Redactor();
   });
 
   registerSync(program, ctx);
@@ -115,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
       // --help / --version exit through here with code 0; usage errors were already printed.
       return e.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
     }
-    const redact = (text: string): string => (redactor ? redactor.redact(text) : text);
+    const redact = (text: string): string => redactor.redact(text);
     const lines = oneLine(e).split("\n");
     if (isVrError(e) && e.code === "LAYOUT_INVALID") {
       for (const l of e.message.split("\n")) process.stderr.write(redact(`vault-render: ${l}`) + "\n");

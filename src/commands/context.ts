@@ -3,7 +3,8 @@
  * clock. Commands parse options and call one core function; they never exit the process.
  */
 import type { Clock } from "../core/clock.js";
-import type { Logger, LogFormat, LogLevel, Redactor } from "../core/log.js";
+import type { Logger, LogFormat, LogLevel } from "../core/log.js";
+import type { Redactor } from "../core/redact.js";
 import type { Env } from "../core/layout/load.js";
 import type { WriteFault } from "../core/writer.js";
 import { parseDuration } from "../core/duration.js";
