@@ -1,5 +1,4 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import vault from "node-vault";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { X509Certificate, createPrivateKey } from "node:crypto";
@@ -8,27 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startVaultDouble } from "./vault-double.js";
 import type { VaultDouble } from "./vault-double.js";
+import { ENVELOPE_KEYS, PD1, client, rejected } from "./testing.js";
 
 const exec = promisify(execFile);
-const PD1 = "1 error occurred:\n\t* permission denied\n\n";
-const ENVELOPE_KEYS = ["request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info", "warnings", "auth", "mount_type"];
-
-interface ApiErr {
-  response: { statusCode: number; body: unknown };
-}
-
-async function rejected(p: Promise<unknown>): Promise<ApiErr> {
-  try {
-    await p;
-  } catch (e) {
-    return e as ApiErr;
-  }
-  throw new Error("expected a rejection");
-}
-
-function client(d: VaultDouble, token?: string): vault.client {
-  return vault({ endpoint: d.url, noCustomHTTPVerbs: true, token });
-}
 
 async function raw(d: VaultDouble, method: string, path: string, init: { token?: string; body?: unknown } = {}) {
   const headers: Record<string, string> = {};

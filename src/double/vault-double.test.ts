@@ -8,30 +8,11 @@ import ts from "typescript";
 import { startVaultDouble, multiError, parseDurationSecond, goDuration } from "./vault-double.js";
 import type { VaultDouble } from "./vault-double.js";
 import { Acl, parsePolicy } from "./acl.js";
+import { ENVELOPE_KEYS, PD1, PD2, client, rejected } from "./testing.js";
 
-const PD1 = "1 error occurred:\n\t* permission denied\n\n";
-const PD2 = "2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n";
-const ENVELOPE_KEYS = ["request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info", "warnings", "auth", "mount_type"];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const RFC3339NANO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
 
-interface ApiErr {
-  message: string;
-  response: { statusCode: number; body: unknown };
-}
-
-async function rejected(p: Promise<unknown>): Promise<ApiErr> {
-  try {
-    await p;
-  } catch (e) {
-    return e as ApiErr;
-  }
-  throw new Error("expected a rejection");
-}
-
-function client(d: VaultDouble, token?: string): vault.client {
-  return vault({ endpoint: d.url, noCustomHTTPVerbs: true, token });
-}
 
 async function raw(d: VaultDouble, method: string, path: string, init: { token?: string; body?: string; headers?: Record<string, string> } = {}) {
   const headers: Record<string, string> = { ...init.headers };
