@@ -13,6 +13,10 @@ mkdirSync(path.join(demo, "agent-only", "approle"), { recursive: true, mode: 0o7
 cpSync(path.join(root, "templates"), path.join(demo, "templates"), { recursive: true });
 const layout = JSON.parse(readFileSync(path.join(root, "vault-layout.example.json"), "utf8"));
 layout.$schema = "../schema/vault-layout.schema.json";
+// There are no containers to restart here: each hook only says what it would have run.
+for (const [name, hook] of Object.entries(layout.hooks ?? {})) {
+  hook.command = ["echo", `(demo) hook ${name} would run: ${hook.command.join(" ")}`];
+}
 writeFileSync(path.join(demo, "vault-layout.json"), JSON.stringify(layout, null, 2) + "\n");
 
 const vault = await startVaultDouble();
@@ -25,35 +29,39 @@ vault.kvPut("kv", "mail/smtp", { password: "demo-Smtp-55e1" });
 for (const pw of ["v1", "v2", "demo-Tr-3b3b"]) {
   vault.kvPut("secret", "homelab/traefik", { admin_user: "admin", admin_htpasswd: `$apr1$demo$${pw}` });
 }
-vault.addPolicy(
-  "homelab",
-  `path "secret/data/homelab/*" { capabilities = ["read"] }
-path "kv/mail/*" { capabilities = ["read"] }
-path "sys/internal/ui/mounts/*" { capabilities = ["read"] }`,
-);
+vault.mountPki("pki_int");
+vault.addPkiRole("pki_int", "homelab", { allowedDomains: ["home.arpa"], allowSubdomains: true, allowIpSans: true, maxTtl: 90 * 86400 });
+vault.mountDatabase("database");
+vault.addDbRole("database", "nextcloud", { defaultTtl: 3600, maxTtl: 86400 });
 const { roleId } = vault.addAppRole({ roleName: "homelab", policies: ["homelab"], tokenTtl: 3600, tokenMaxTtl: 86400 });
 const sid = vault.generateSecretId("homelab");
 writeFileSync(path.join(demo, "agent-only/approle/role_id"), roleId + "\n", { mode: 0o600 });
 writeFileSync(path.join(demo, "agent-only/approle/secret_id"), sid.secretId + "\n", { mode: 0o600 });
 
 // The double runs in this process, so the CLI must run asynchronously (spawnSync would block it).
-const run = (...args) =>
+const run = (...args) => runCaptured(false, ...args);
+const runCaptured = (capture, ...args) =>
   new Promise((resolve) => {
-    console.log(`\n$ vault-render ${args.join(" ")}`);
+    console.log(`\n$ vault-render ${args.join(" ")}${capture ? "   # output captured" : ""}`);
     const child = spawn(process.execPath, [path.join(root, "bin/vault-render.js"), "--layout", "demo/vault-layout.json", ...args], {
       cwd: root,
       env: { ...process.env, VAULT_ADDR: vault.url },
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: ["ignore", capture ? "pipe" : "inherit", "inherit"],
     });
+    let out = "";
+    child.stdout?.on("data", (d) => (out += d));
     child.on("close", (code) => {
       console.log(`(exit ${code})`);
-      resolve(code);
+      resolve(capture ? out : code);
     });
   });
 
 console.log(`Vault double listening on ${vault.url}; demo tree in ./demo`);
-let status = await run("sync", "--dry-run");
-status ||= await run("sync", "-v");
+// The AppRole gets exactly the least-privilege policy vault-render derives from the layout.
+const hcl = await runCaptured(true, "policy");
+vault.addPolicy("homelab", hcl);
+console.log(`policy "homelab": ${hcl.split("\n").filter((l) => l.startsWith("path ")).length} exact paths (vault-render policy)`);
+const statuses = [await run("sync", "--dry-run"), await run("sync", "-v")];
 console.log("\nWhat it wrote in demo/public (mode, size, path):");
 const walk = (dir, rel = "") => {
   for (const n of readdirSync(dir).sort()) {
@@ -67,7 +75,7 @@ const walk = (dir, rel = "") => {
 walk(path.join(demo, "public"));
 console.log("\ndemo/public/nextcloud/nextcloud.env (demo values, not real secrets):");
 process.stdout.write(readFileSync(path.join(demo, "public/nextcloud/nextcloud.env"), "utf8").replace(/^/gm, "  "));
-status ||= await run("sync", "-v");
-console.log(`\nAppRole logins across the three runs: ${vault.countRequests({ path: /login$/ })} (the token is cached in agent-only/token and reused)`);
+statuses.push(await run("sync", "-v"), await run("status"), await run("check"));
+console.log(`\nAppRole logins across all runs: ${vault.countRequests({ path: /login$/ })} (the token is cached in agent-only/token and reused)`);
 await vault.close();
-process.exitCode = status;
+process.exitCode = statuses.find((c) => c !== 0) ?? 0;

@@ -136,6 +136,9 @@ export function describeError(e: Error | undefined): string {
   return e.message + hint;
 }
 
+/** Dry run: a source whose data would only exist after a real run (new leased credentials). */
+class DryRunPending extends Error {}
+
 /** An authenticated session over one layout, under the lock. */
 export interface Session {
   layout: ResolvedLayout;
@@ -255,7 +258,7 @@ async function fetchLeases(s: Session, names: string[], forces: Forces): Promise
         const { decision, reason } = decideLease(spec, s.state.leases[name], cache[name], s.opts.clock.now(), force);
         if (decision !== "keep") out.notes.push(`lease     ${name}  would ${decision} (${reason})`);
         const cached = cache[name];
-        if (!cached) throw new VrError("RENDER", `dry run: no credentials fetched yet for ${spec.path}`);
+        if (!cached) throw new DryRunPending(`new credentials would be read from ${spec.path}`);
         s.opts.redactor.add(cached.data);
         out.data.set(name, { data: cached.data });
         continue;
@@ -410,10 +413,11 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
   // A pending hook that was removed from the layout is dropped.
   if (!opts.dryRun) for (const name of Object.keys(state.pendingHooks)) if (!hooks[name]) delete state.pendingHooks[name];
   const pendingNames = Object.keys(hooks).filter((h) => state.pendingHooks[h]);
+  const hookPlan: string[] = [];
   if (opts.dryRun) {
     for (const h of Object.keys(hooks)) {
       const files = layout.outputs.filter((o) => (o.hooks ?? []).includes(h)).map(outputId).filter((id) => results.some((r) => (r.action === "create" || r.action === "update") && (r.file === id || r.file.startsWith(id + "/"))));
-      if (files.length || state.pendingHooks[h]) opts.print(`hook      ${h}  would run${state.pendingHooks[h] ? " (pending from an earlier run)" : ""}`);
+      if (files.length || state.pendingHooks[h]) hookPlan.push(`hook      ${h}  would run${state.pendingHooks[h] ? " (pending from an earlier run)" : ""}`);
     }
   } else if (opts.noHooks) {
     if (pendingNames.length) log.info({ hooks: pendingNames }, `hooks left pending (--no-hooks): ${pendingNames.join(", ")}`);
@@ -479,6 +483,7 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
   if (opts.dryRun) {
     for (const n of leaseFetch.notes) opts.print(n);
     for (const r of results) opts.print(describePlan(r));
+    for (const h of hookPlan) opts.print(h);
     opts.print(`plan: ${summary} (dry run: nothing written)`);
   } else {
     state.lastRun = { at, exit, summary };
@@ -525,6 +530,9 @@ async function syncFileOutput(
   try {
     rendered = await renderOutput(o, sources, layout.dir, templates);
   } catch (e) {
+    if (opts.dryRun && e instanceof SourceUnavailable && e.error instanceof DryRunPending) {
+      return { file, action: prev ? "update" : "create", note: e.error.message };
+    }
     return fail(e as Error);
   }
   const keyHashes = rendered.keys ? Object.fromEntries([...rendered.keys].map(([k, v]) => [k, keyedHash(hmacKey, `${k}\0${v}`)])) : undefined;
