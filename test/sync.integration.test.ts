@@ -466,4 +466,22 @@ describe("sync", () => {
     // The cached token keeps working without the secret_id file.
     expect((await t.run(["sync"])).code).toBe(0);
   });
+
+  it("a KV version declared on one source serves every source on that mount (no preflight)", async () => {
+    const t = await tree();
+    t.double.kvPut("secret", "a", { password: "pa" });
+    t.double.kvPut("secret", "b", { password: "pb" });
+    await t.writeLayout(
+      baseLayout({
+        sources: { a: { type: "kv", mount: "secret", path: "a", kvVersion: 2 }, b: { type: "kv", mount: "secret", path: "b" } },
+        outputs: [
+          { file: "a", format: "raw", value: "a.password" },
+          { file: "b", format: "raw", value: "b.password" },
+        ],
+      }),
+    );
+    expect((await t.run(["sync"])).code).toBe(0);
+    expect(t.double.countRequests({ path: /^sys\/internal\/ui\/mounts/ })).toBe(0);
+    expect(await readFile(path.join(t.publicDir, "b"), "utf8")).toBe("pb");
+  });
 });

@@ -153,7 +153,14 @@ export async function authenticate(ctx: AuthContext): Promise<AuthResult> {
   } catch (e) {
     // lookup-self is granted to every valid token by the default policy: any 403 means the token is gone.
     if (e instanceof VaultRequestError && (e.kind === "invalid-token" || e.kind === "permission")) {
-      log.info("cached token is no longer valid; logging in");
+      // A valid token without a policy for lookup-self gets Vault's multierror denial; an invalid
+      // one gets "invalid token" (or, on older servers, a bare "permission denied").
+      const errors = (e.body as { errors?: unknown[] } | undefined)?.errors;
+      if (e.kind === "permission" && typeof errors?.[0] === "string" && errors[0].startsWith("1 error occurred")) {
+        log.warn(`${e.message}: the policy lacks "read" on auth/token/lookup-self (Vault's default policy has it), so every run logs in again`);
+      } else {
+        log.info("cached token is no longer valid; logging in");
+      }
       return login(ctx);
     }
     throw e;

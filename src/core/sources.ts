@@ -36,12 +36,26 @@ export async function detectKvVersion(client: VaultClient, mount: string): Promi
   }
 }
 
+/**
+ * KV versions the layout settles per mount: a declared `kvVersion`, or a pinned `version` or a
+ * `generate` rule (both exist only in v2). One declaration serves every source on that mount.
+ */
+export function declaredKvVersions(sources: Iterable<SourceSpec>): Map<string, Promise<1 | 2>> {
+  const out = new Map<string, Promise<1 | 2>>();
+  for (const s of sources) {
+    if (s.type !== "kv") continue;
+    const v = s.kvVersion ?? (s.version !== undefined || s.generate ? 2 : undefined);
+    if (v !== undefined && !out.has(s.mount)) out.set(s.mount, Promise.resolve(v));
+  }
+  return out;
+}
+
 export async function readSource(client: VaultClient, spec: StaticSource, state: State, kvCache: Map<string, Promise<1 | 2>>): Promise<SourceData> {
   if (spec.type === "read") {
     const res = await client.read(spec.path);
     return { data: (res.data ?? {}) as Record<string, unknown>, path: spec.path };
   }
-  let v: 1 | 2 | undefined = spec.kvVersion ?? state.mounts[spec.mount];
+  let v: 1 | 2 | undefined = spec.kvVersion ?? (await kvCache.get(spec.mount)) ?? state.mounts[spec.mount];
   if (v === undefined) {
     let p = kvCache.get(spec.mount);
     if (!p) {
@@ -50,6 +64,9 @@ export async function readSource(client: VaultClient, spec: StaticSource, state:
     }
     v = await p;
     state.mounts[spec.mount] = v;
+  }
+  if (v === 1 && spec.version !== undefined) {
+    throw new VaultRequestError("client", `${spec.mount}/${spec.path}`, undefined, `read ${spec.mount}/${spec.path}: "version" is pinned but "${spec.mount}" is a KV v1 mount (versions exist only in KV v2)`, undefined, 'remove "version" or point the source at a KV v2 mount');
   }
   if (v === 1) {
     const res = await client.read(`${spec.mount}/${spec.path}`);

@@ -29,7 +29,7 @@ import type { Rendered, SourceResults } from "./render/index.js";
 import { SourceUnavailable, outputSources, renderOutput } from "./render/index.js";
 import type { TemplatePart } from "./render/template.js";
 import type { SourceData, StaticSource } from "./sources.js";
-import { readSource } from "./sources.js";
+import { declaredKvVersions, readSource } from "./sources.js";
 import type { OutputState, State } from "./state.js";
 import { StateStore, keyedHash } from "./state.js";
 import { VaultClient, VaultRequestError } from "./vault/client.js";
@@ -226,7 +226,7 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
 
 export async function fetchStatic(s: Session, names: string[]): Promise<Map<string, SourceData | Error>> {
   const results = new Map<string, SourceData | Error>();
-  const kvCache = new Map<string, Promise<1 | 2>>();
+  const kvCache = declaredKvVersions(s.layout.sources.values());
   await mapLimit(names, s.layout.vault.concurrency, async (name) => {
     const spec = s.layout.sources.get(name) as StaticSource;
     try {
