@@ -231,8 +231,8 @@ const SCENARIOS: Record<string, Scenario> = {
     },
   },
   "auth/approle/role/app/secret-id/lookup update": {
-    // The core swallows this denial (the lookup is "a courtesy for the log"), so without it the old
-    // secret_id is silently NOT destroyed despite revokeOldSecretId.
+    // Without it the old secret_id's accessor cannot be found: rotation succeeds, but the old
+    // secret_id is NOT destroyed despite revokeOldSecretId — and a warning says so.
     run: async (t) => {
       const r = await t.run(["rotate", "--secret-id"]);
       return { ...r, extra: t.double.secretIdCount("app") };
@@ -243,6 +243,7 @@ const SCENARIOS: Record<string, Scenario> = {
     },
     broken: (r) => {
       expect(r.extra).toBe(2);
+      expect(r.stderr).toMatch(/could not look up the old secret_id's accessor .*it was NOT destroyed/);
     },
   },
   "auth/approle/role/app/secret-id-accessor/destroy update": {

@@ -21,13 +21,13 @@ import { TEMP_PREFIX } from "./paths.js";
 import { encodeEnvFile } from "./render/dotenv.js";
 import type { DotenvDialect } from "./render/dotenv.js";
 import type { SourceResults } from "./render/index.js";
-import { SourceUnavailable, renderOutput } from "./render/index.js";
+import { SourceUnavailable, renderOutput, sourceNeeds } from "./render/index.js";
 import type { TemplatePart } from "./render/template.js";
 import type { SourceData } from "./sources.js";
 import { StateStore } from "./state.js";
 import type { State } from "./state.js";
 import type { Session } from "./sync.js";
-import { describeError, fetchStatic, openSession, sourceNeeds } from "./sync.js";
+import { describeError, fetchStatic, openSession } from "./sync.js";
 import { VaultClient } from "./vault/client.js";
 import { DIR_MODE, FILE_MODE } from "./writer.js";
 

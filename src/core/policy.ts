@@ -28,10 +28,10 @@ import path from "node:path";
 import { ExitCode, VrError } from "./errors.js";
 import type { Env, ResolvedLayout } from "./layout/load.js";
 import { loadLayout } from "./layout/load.js";
-import { isFileOutput, outputId } from "./layout/outputs.js";
+import { outputId } from "./layout/outputs.js";
 import type { SourceSpec } from "./layout/schema.js";
-import { outputSources } from "./render/index.js";
-import type { TemplatePart } from "./render/template.js";
+import { sourceNeeds } from "./render/index.js";
+import { kvVersionFor, settledKvVersions } from "./sources.js";
 
 /** Vault's capability order (as `vault policy fmt` and the docs list them). */
 const CAPABILITY_ORDER = ["create", "read", "update", "patch", "delete", "list", "sudo"] as const;
@@ -68,41 +68,18 @@ export interface Policy {
   notes: string[];
 }
 
-type KvSpec = Extract<SourceSpec, { type: "kv" }>;
-
-/**
- * The KV version the code will use, or undefined when it is detected at run time. A mount has one
- * version, so another source's declaration for the same mount settles it too.
- */
-function kvVersionOf(spec: KvSpec, declared: Map<string, 1 | 2>): 1 | 2 | undefined {
-  if (spec.kvVersion !== undefined) return spec.kvVersion;
-  const mount = declared.get(spec.mount);
-  if (mount !== undefined) return mount;
-  // A pinned version or a generator only make sense on KV v2 (the layout validation enforces the
-  // reverse); treat them as declaring v2 rather than granting a v1 path too.
-  if (spec.version !== undefined || spec.generate !== undefined) return 2;
-  return undefined;
-}
-
-/** Which sources the outputs actually use (sync and rotate read nothing else). */
+/** Which sources the outputs actually use (sync and rotate read nothing else), by the rule sync uses. */
 async function usedSources(layout: ResolvedLayout): Promise<Map<string, string[]>> {
+  const { needs } = await sourceNeeds(layout);
   const used = new Map<string, string[]>();
-  const templates = new Map<string, TemplatePart[]>();
-  for (const o of layout.outputs) {
-    if (!isFileOutput(o)) continue;
-    let names: string[];
-    try {
-      names = await outputSources(o, layout.dir, templates);
-    } catch (e) {
-      throw new VrError("TEMPLATE", `cannot tell which sources ${outputId(o)} uses: ${(e as Error).message}`, {
+  for (const [id, names] of needs) {
+    if (names instanceof Error) {
+      throw new VrError("TEMPLATE", `cannot tell which sources ${id} uses: ${names.message}`, {
         hint: "the policy follows the templates' references: make the template readable and valid",
         exit: ExitCode.Usage,
       });
     }
-    for (const n of names) {
-      if (!layout.sources.has(n)) continue;
-      used.set(n, [...(used.get(n) ?? []), outputId(o)]);
-    }
+    for (const n of names) if (layout.sources.has(n)) used.set(n, [...(used.get(n) ?? []), id]);
   }
   return used;
 }
@@ -121,16 +98,8 @@ export async function policyGrants(layout: ResolvedLayout): Promise<{ grants: Po
   const names = [...used.keys()].sort();
   const leaseNames: string[] = [];
   const undeclared = new Set<string>();
-  // Mounts whose version some source declares (consistently: conflicting declarations settle nothing).
-  const declared = new Map<string, 1 | 2>();
-  const conflicting = new Set<string>();
-  for (const spec of layout.sources.values()) {
-    if (spec.type !== "kv" || spec.kvVersion === undefined) continue;
-    const prev = declared.get(spec.mount);
-    if (prev !== undefined && prev !== spec.kvVersion) conflicting.add(spec.mount);
-    declared.set(spec.mount, spec.kvVersion);
-  }
-  for (const m of conflicting) declared.delete(m);
+  // Mounts whose version the layout settles: the same rule sync reads with.
+  const declared = settledKvVersions(layout.sources.values());
   for (const name of names) {
     const spec = layout.sources.get(name) as SourceSpec;
     if (spec.type === "read") {
@@ -139,7 +108,7 @@ export async function policyGrants(layout: ResolvedLayout): Promise<{ grants: Po
       leaseNames.push(name);
       add({ path: spec.path, capability: "read", group: "secret", command: "sync", comment: `source "${name}": leased credentials from ${spec.path}` });
     } else {
-      const v = kvVersionOf(spec, declared);
+      const v = kvVersionFor(spec, declared);
       const pin = spec.version !== undefined ? ` (version ${spec.version})` : "";
       if (v === 1 || v === undefined) {
         const when = v === undefined ? ` (if ${spec.mount} is KV v1: kvVersion not declared)` : "";

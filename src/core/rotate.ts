@@ -11,7 +11,7 @@ import { isPki, outputId } from "./layout/outputs.js";
 import type { SourceSpec } from "./layout/schema.js";
 import { outputSources } from "./render/index.js";
 import type { TemplatePart } from "./render/template.js";
-import { readSource } from "./sources.js";
+import { kvContext, readSource } from "./sources.js";
 import { keyedHash } from "./state.js";
 import type { Forces, Session, SyncOptions, SyncResult } from "./sync.js";
 import { loadForRun, openSession, recoverInterrupted, syncPass, withLock } from "./sync.js";
@@ -88,7 +88,7 @@ async function plan(s: Session, targets: string[]): Promise<Plan> {
 
 async function rotateKv(s: Session, name: string, spec: KvSpec): Promise<void> {
   const gen = spec.generate as NonNullable<KvSpec["generate"]>;
-  const cur = await readSource(s.client, spec, s.state, new Map());
+  const cur = await readSource(s.client, spec, s.state, kvContext(s.layout.sources.values()));
   if (cur.version === undefined) {
     throw new VrError("USAGE", `rotate: source "${name}" is not KV v2; generators need check-and-set`, { exit: ExitCode.Usage });
   }

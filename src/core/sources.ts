@@ -17,12 +17,6 @@ export interface SourceData {
   version?: number;
 }
 
-/** Where a source is read from (for messages and the policy). */
-export function sourceReadPath(spec: StaticSource, kvVersion: 1 | 2 | undefined): string {
-  if (spec.type === "read") return spec.path;
-  return kvVersion === 2 ? `${spec.mount}/data/${spec.path}` : `${spec.mount}/${spec.path}`;
-}
-
 export async function detectKvVersion(client: VaultClient, mount: string): Promise<1 | 2> {
   try {
     const res = await client.read(`sys/internal/ui/mounts/${mount}`);
@@ -36,31 +30,54 @@ export async function detectKvVersion(client: VaultClient, mount: string): Promi
   }
 }
 
+type KvSpec = Extract<SourceSpec, { type: "kv" }>;
+
 /**
- * KV versions the layout settles per mount: a declared `kvVersion`, or a pinned `version` or a
- * `generate` rule (both exist only in v2). One declaration serves every source on that mount.
+ * The KV version the layout settles for each mount: a mount has one version, so a `kvVersion`
+ * declared on one source serves every source on it (conflicting declarations settle nothing).
  */
-export function declaredKvVersions(sources: Iterable<SourceSpec>): Map<string, Promise<1 | 2>> {
-  const out = new Map<string, Promise<1 | 2>>();
+export function settledKvVersions(sources: Iterable<SourceSpec>): Map<string, 1 | 2> {
+  const settled = new Map<string, 1 | 2>();
+  const conflicting = new Set<string>();
   for (const s of sources) {
-    if (s.type !== "kv") continue;
-    const v = s.kvVersion ?? (s.version !== undefined || s.generate ? 2 : undefined);
-    if (v !== undefined && !out.has(s.mount)) out.set(s.mount, Promise.resolve(v));
+    if (s.type !== "kv" || s.kvVersion === undefined) continue;
+    const prev = settled.get(s.mount);
+    if (prev !== undefined && prev !== s.kvVersion) conflicting.add(s.mount);
+    settled.set(s.mount, s.kvVersion);
   }
-  return out;
+  for (const m of conflicting) settled.delete(m);
+  return settled;
 }
 
-export async function readSource(client: VaultClient, spec: StaticSource, state: State, kvCache: Map<string, Promise<1 | 2>>): Promise<SourceData> {
+/**
+ * The KV version a source will be read with, or undefined when it is detected at run time. A
+ * pinned version or a generator exist only in KV v2, so they settle it too.
+ */
+export function kvVersionFor(spec: KvSpec, settled: Map<string, 1 | 2>): 1 | 2 | undefined {
+  return spec.kvVersion ?? settled.get(spec.mount) ?? (spec.version !== undefined || spec.generate !== undefined ? 2 : undefined);
+}
+
+/** Per run: the layout's settled versions and the detections in flight (one preflight per mount). */
+export interface KvContext {
+  settled: Map<string, 1 | 2>;
+  detecting: Map<string, Promise<1 | 2>>;
+}
+
+export function kvContext(sources: Iterable<SourceSpec>): KvContext {
+  return { settled: settledKvVersions(sources), detecting: new Map() };
+}
+
+export async function readSource(client: VaultClient, spec: StaticSource, state: State, kv: KvContext): Promise<SourceData> {
   if (spec.type === "read") {
     const res = await client.read(spec.path);
     return { data: (res.data ?? {}) as Record<string, unknown>, path: spec.path };
   }
-  let v: 1 | 2 | undefined = spec.kvVersion ?? (await kvCache.get(spec.mount)) ?? state.mounts[spec.mount];
+  let v: 1 | 2 | undefined = kvVersionFor(spec, kv.settled) ?? state.mounts[spec.mount];
   if (v === undefined) {
-    let p = kvCache.get(spec.mount);
+    let p = kv.detecting.get(spec.mount);
     if (!p) {
       p = detectKvVersion(client, spec.mount);
-      kvCache.set(spec.mount, p);
+      kv.detecting.set(spec.mount, p);
     }
     v = await p;
     state.mounts[spec.mount] = v;

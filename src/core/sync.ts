@@ -26,10 +26,10 @@ import type { Logger } from "./log.js";
 import type { Redactor } from "./redact.js";
 import { issueSet, pkiDueReason, pkiRequestHash } from "./pki.js";
 import type { Rendered, SourceResults } from "./render/index.js";
-import { SourceUnavailable, outputSources, renderOutput } from "./render/index.js";
+import { SourceUnavailable, renderOutput, sourceNeeds } from "./render/index.js";
 import type { TemplatePart } from "./render/template.js";
 import type { SourceData, StaticSource } from "./sources.js";
-import { declaredKvVersions, readSource } from "./sources.js";
+import { kvContext, readSource } from "./sources.js";
 import type { OutputState, State } from "./state.js";
 import { StateStore, keyedHash } from "./state.js";
 import { VaultClient, VaultRequestError } from "./vault/client.js";
@@ -226,11 +226,11 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
 
 export async function fetchStatic(s: Session, names: string[]): Promise<Map<string, SourceData | Error>> {
   const results = new Map<string, SourceData | Error>();
-  const kvCache = declaredKvVersions(s.layout.sources.values());
+  const kv = kvContext(s.layout.sources.values());
   await mapLimit(names, s.layout.vault.concurrency, async (name) => {
     const spec = s.layout.sources.get(name) as StaticSource;
     try {
-      const d = await readSource(s.client, spec, s.state, kvCache);
+      const d = await readSource(s.client, spec, s.state, kv);
       s.opts.redactor.add(d.data);
       results.set(name, d);
     } catch (e) {
@@ -281,32 +281,6 @@ async function fetchLeases(s: Session, names: string[], forces: Forces): Promise
     }
   }
   return out;
-}
-
-export interface SourceNeeds {
-  templates: Map<string, TemplatePart[]>;
-  /** Output id → the sources it needs, or why that cannot be known (a broken template). */
-  needs: Map<string, string[] | Error>;
-  /** Every needed source the layout defines. */
-  known: string[];
-}
-
-/** Which sources each file output needs (templates are parsed here, so a broken one fails alone). */
-export async function sourceNeeds(layout: ResolvedLayout): Promise<SourceNeeds> {
-  const templates = new Map<string, TemplatePart[]>();
-  const needs = new Map<string, string[] | Error>();
-  const wanted = new Set<string>();
-  for (const o of layout.outputs) {
-    if (!isFileOutput(o)) continue;
-    try {
-      const names = await outputSources(o, layout.dir, templates);
-      needs.set(outputId(o), names);
-      names.forEach((n) => wanted.add(n));
-    } catch (e) {
-      needs.set(outputId(o), e as Error);
-    }
-  }
-  return { templates, needs, known: [...wanted].filter((n) => layout.sources.has(n)) };
 }
 
 export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> {

@@ -145,6 +145,7 @@ export class Watcher {
   private async needsHeal(): Promise<boolean> {
     const l = this.layout;
     if (!l) return false;
+    const store = new StateStore(l.agentDir);
     let state: State | null = null;
     let key: Buffer | null = null;
     for (const o of l.outputs) {
@@ -160,8 +161,8 @@ export class Watcher {
         const sig = this.sigs.get(rel);
         if (sig && sig.ino === st.ino && sig.size === st.size && sig.mtimeMs === st.mtimeMs) continue;
         // Changed signature: compare content with the keyed hash of what was written.
-        state ??= await new StateStore(l.agentDir).load();
-        key ??= await new StateStore(l.agentDir).hmacKey();
+        state ??= await store.load();
+        key ??= await store.hmacKey();
         const rec = state.outputs[rel];
         if (!rec) return true;
         if (keyedHash(key, await readFile(abs)) !== rec.hash) return true;

@@ -7,6 +7,8 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { VrError } from "../errors.js";
 import type { FileOutput } from "../layout/schema.js";
+import type { ResolvedLayout } from "../layout/load.js";
+import { isFileOutput, outputId } from "../layout/outputs.js";
 import type { SourceData } from "../sources.js";
 import { encodeEnvFile } from "./dotenv.js";
 import type { DotenvDialect } from "./dotenv.js";
@@ -148,4 +150,30 @@ export async function renderOutput(o: FileOutput, results: SourceResults, layout
       return { bytes: Buffer.from(text, "utf8") };
     }
   }
+}
+
+export interface SourceNeeds {
+  templates: Map<string, TemplatePart[]>;
+  /** Output id → the sources it needs, or why that cannot be known (a broken template). */
+  needs: Map<string, string[] | Error>;
+  /** Every needed source the layout defines. */
+  known: string[];
+}
+
+/** Which sources each file output needs (templates are parsed here, so a broken one fails alone). */
+export async function sourceNeeds(layout: Pick<ResolvedLayout, "outputs" | "dir" | "sources">): Promise<SourceNeeds> {
+  const templates = new Map<string, TemplatePart[]>();
+  const needs = new Map<string, string[] | Error>();
+  const wanted = new Set<string>();
+  for (const o of layout.outputs) {
+    if (!isFileOutput(o)) continue;
+    try {
+      const names = await outputSources(o, layout.dir, templates);
+      needs.set(outputId(o), names);
+      names.forEach((n) => wanted.add(n));
+    } catch (e) {
+      needs.set(outputId(o), e as Error);
+    }
+  }
+  return { templates, needs, known: [...wanted].filter((n) => layout.sources.has(n)) };
 }
