@@ -201,6 +201,28 @@ async function startup() {
   for (const [k, ts] of Object.entries(times)) results.startup[k] = median(ts);
 }
 
+/**
+ * vault-render and the floor measured alternately (the order flips every round, so neither always
+ * runs second on a warm cache); "cold" resets the tree before every run.
+ */
+async function interleaved(t, n, mode) {
+  const vr = [];
+  const fl = [];
+  const reqs = [];
+  for (let i = 0; i < runsFor(n); i++) {
+    for (const who of i % 2 ? ["floor", "vr"] : ["vr", "floor"]) {
+      if (mode === "cold") await t.reset();
+      if (who === "vr") {
+        double.clearRequests();
+        vr.push((await mustRun(t.vr(), t.opts)).ms);
+        reqs.push(double.countRequests());
+      } else fl.push((await mustRun(t.floor(mode), t.opts)).ms);
+    }
+  }
+  double.clearRequests();
+  return { vr, fl, reqs };
+}
+
 async function noop() {
   const vrPts = [];
   const flPts = [];
@@ -211,20 +233,7 @@ async function noop() {
     else await mustRun(t.vr(), t.opts);
     await mustRun(t.floor("noop"), t.opts); // also proves the floor renders vault-render's bytes
     const before = await fingerprint(t.dir);
-    const vr = [];
-    const fl = [];
-    const reqs = [];
-    for (let i = 0; i < runsFor(n); i++) {
-      const order = i % 2 ? ["floor", "vr"] : ["vr", "floor"];
-      for (const who of order) {
-        if (who === "vr") {
-          double.clearRequests();
-          vr.push((await mustRun(t.vr(), t.opts)).ms);
-          reqs.push(double.countRequests());
-        } else fl.push((await mustRun(t.floor("noop"), t.opts)).ms);
-      }
-    }
-    double.clearRequests();
+    const { vr, fl, reqs } = await interleaved(t, n, "noop");
     const unchanged = (await fingerprint(t.dir)) === before;
     const r = { n, sources: t.sources, vr: median(vr), floor: median(fl), requests: Math.max(...reqs), unchanged };
     if (n === NOOP_NS.at(-1)) results.other.rssNoopMB = await peakRssMB(t.vr(), t.opts);
@@ -243,21 +252,7 @@ async function cold() {
   const flPts = [];
   for (const n of COLD_NS) {
     const t = await makeTree(benchLayout(n));
-    const vr = [];
-    const fl = [];
-    const reqs = [];
-    for (let i = 0; i < runsFor(n); i++) {
-      const order = i % 2 ? ["floor", "vr"] : ["vr", "floor"];
-      for (const who of order) {
-        await t.reset();
-        if (who === "vr") {
-          double.clearRequests();
-          vr.push((await mustRun(t.vr(), t.opts)).ms);
-          reqs.push(double.countRequests());
-        } else fl.push((await mustRun(t.floor("cold"), t.opts)).ms);
-      }
-    }
-    double.clearRequests();
+    const { vr, fl, reqs } = await interleaved(t, n, "cold");
     const r = { n, sources: t.sources, vr: median(vr), floor: median(fl), requests: Math.max(...reqs) };
     results.cold[n] = r;
     vrPts.push([n, r.vr]);
