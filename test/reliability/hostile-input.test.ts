@@ -99,8 +99,11 @@ function mutate(doc: Json, r: () => number): Json {
       // Duplicate an output with a path that normalises to the same file.
       const outs = (root as { outputs?: Json[] })?.outputs;
       if (Array.isArray(outs) && outs.length) {
-        const o = clone(outs[0] as Json) as Record<string, Json>;
-        if (typeof o.file === "string") o.file = pick([`./${o.file}`, `${o.file}`, `a/../${o.file}`, `${o.file}/`]);
+        // An earlier mutation may have replaced the output with null, a number or an array.
+        const o = clone(outs[0] as Json) as Record<string, Json> | null;
+        if (o !== null && typeof o === "object" && !Array.isArray(o) && typeof o.file === "string") {
+          o.file = pick([`./${o.file}`, `${o.file}`, `a/../${o.file}`, `${o.file}/`]);
+        }
         outs.push(o);
       }
     }
