@@ -77,27 +77,45 @@ async function readSecretFile(file: string, what: string, redactor: Redactor): P
   return v;
 }
 
-/** The secret_id to log in with; unwraps a response-wrapped one (checking where it was created). */
-async function resolveSecretId(ctx: AuthContext): Promise<string> {
+/**
+ * What to log in with. `probe`: the file holds neither the plain secret_id recorded in state nor a
+ * live wrapping token; it may be a secret_id this host unwrapped earlier (state.json lost) or a
+ * used wrapping token, and only a login can tell which.
+ */
+interface SecretIdChoice {
+  value: string;
+  probe?: boolean;
+}
+
+function interception(file: string): VrError {
+  return new VrError("WRAPPING", `the secret_id file ${file} holds a wrapping token that is not valid, expired or already used (nor does it log in as a plain secret_id)`, {
+    hint: "a used wrapping token may mean someone intercepted it (or an unwrap's answer was lost): investigate, then put a fresh wrapped secret_id there",
+    exit: ExitCode.Unavailable,
+  });
+}
+
+/**
+ * The secret_id to log in with; unwraps a response-wrapped one (checking where it was created).
+ * Plain or wrapping token is decided by what Vault says, not only by state.json: a value that
+ * `sys/wrapping/lookup` does not know is tried as a plain secret_id (see `login`).
+ */
+async function resolveSecretId(ctx: AuthContext): Promise<SecretIdChoice> {
   const { layout, client, state, hmacKey, redactor, log } = ctx;
   const file = layout.approle.secretIdFile;
   const content = await readSecretFile(file, "secret_id", redactor);
-  if (!layout.approle.secretIdWrapped) return content;
-  if (state.secretIdPlainHash && keyedHash(hmacKey, content) === state.secretIdPlainHash) return content;
-  if (ctx.readOnly) {
-    throw new VrError("WRAPPING", `the secret_id file ${file} still holds a wrapping token; a sync unwraps it (check never does: unwrapping consumes it)`, { exit: ExitCode.Unavailable });
-  }
+  if (!layout.approle.secretIdWrapped) return { value: content };
+  if (state.secretIdPlainHash && keyedHash(hmacKey, content) === state.secretIdPlainHash) return { value: content };
 
+  // The lookup consumes nothing (check may do it too).
   let creationPath: string | undefined;
   try {
     const res = await client.write("sys/wrapping/lookup", { token: content }, { noRetry: false });
     creationPath = typeof res.data?.creation_path === "string" ? res.data.creation_path : undefined;
   } catch (e) {
+    // 400 "wrapping token is not valid or does not exist": not a live wrapping token.
+    if (e instanceof VaultRequestError && e.status === 400) return { value: content, probe: true };
     if (e instanceof VaultRequestError && !e.unavailable) {
-      throw new VrError("WRAPPING", `the secret_id file ${file} holds a wrapping token that is not valid, expired or already used`, {
-        hint: "a used wrapping token may mean someone intercepted it: investigate, then put a fresh wrapped secret_id there",
-        exit: ExitCode.Unavailable,
-      });
+      throw new VrError("WRAPPING", `cannot look up the wrapping token in ${file}: ${e.message}`, { exit: ExitCode.Unavailable });
     }
     throw e;
   }
@@ -108,7 +126,10 @@ async function resolveSecretId(ctx: AuthContext): Promise<string> {
       exit: ExitCode.Unavailable,
     });
   }
-  const res = await client.write("sys/wrapping/unwrap", undefined, { token: content, noRetry: true });
+  if (ctx.readOnly) {
+    throw new VrError("WRAPPING", `the secret_id file ${file} still holds a wrapping token; a sync unwraps it (check never does: unwrapping consumes it)`, { exit: ExitCode.Unavailable });
+  }
+  const res = await client.write("sys/wrapping/unwrap", undefined, { token: content, sideEffect: true });
   const secretId = res.data?.secret_id;
   if (typeof secretId !== "string" || !secretId) {
     throw new VrError("WRAPPING", `the wrapping token in ${file} did not contain a secret_id`, { exit: ExitCode.Unavailable });
@@ -118,21 +139,26 @@ async function resolveSecretId(ctx: AuthContext): Promise<string> {
   // makes us treat the plain secret_id as a (used) wrapping token.
   state.secretIdPlainHash = keyedHash(hmacKey, secretId);
   await ctx.saveState();
-  if (!layout.approle.removeSecretIdFile) await writePrivate(file, secretId + "\n");
+  // The unwrapped secret_id replaces the (now used) wrapping token before the login, with
+  // removeSecretIdFile too (which deletes the file only after a login succeeded): a login that
+  // fails right after the unwrap never loses the secret_id.
+  await writePrivate(file, secretId + "\n");
   log.info({ file: path.basename(file) }, "unwrapped the response-wrapped secret_id");
-  return secretId;
+  return { value: secretId };
 }
 
 /** AppRole login; `secretIdOverride` proves a freshly generated secret_id (rotate --secret-id). */
 export async function login(ctx: AuthContext, secretIdOverride?: string): Promise<AuthResult> {
   const { layout, client, redactor, log } = ctx;
   const roleId = await readSecretFile(layout.approle.roleIdFile, "role_id", redactor);
-  const secretId = secretIdOverride ?? (await resolveSecretId(ctx));
+  const secretId: SecretIdChoice = secretIdOverride !== undefined ? { value: secretIdOverride } : await resolveSecretId(ctx);
   let res;
   try {
-    res = await client.write(`auth/${layout.approle.mount}/login`, { role_id: roleId, secret_id: secretId });
+    // A login burns a use of a secret_id with secret_id_num_uses: never replayed once it may have reached Vault.
+    res = await client.write(`auth/${layout.approle.mount}/login`, { role_id: roleId, secret_id: secretId.value }, { sideEffect: true });
   } catch (e) {
     if (e instanceof VaultRequestError && !e.unavailable) {
+      if (secretId.probe && e.status === 400) throw interception(layout.approle.secretIdFile);
       const msg = e.status === 400 ? "AppRole login failed: invalid role_id or secret_id (wrong, expired, or out of uses)" : `AppRole login failed: ${e.message}`;
       throw new VrError("AUTH_FAILED", msg, {
         hint: "issue a new secret_id (vault write -f auth/approle/role/<role>/secret-id) into agent-only/, or run vault-render rotate --secret-id while the token is still valid",
@@ -151,6 +177,12 @@ export async function login(ctx: AuthContext, secretIdOverride?: string): Promis
   const ttlSec = Number(auth.lease_duration ?? 0);
   const facts: TokenFacts = { accessor: typeof auth.accessor === "string" ? auth.accessor : "", issuedAt: now, expiresAt: ttlSec > 0 ? now + ttlSec * 1000 : null, period: 0, maxExpiresAt: null };
   if (ctx.readOnly) return { token: auth.client_token, via: "login", ttl: auth.lease_duration, facts };
+  if (secretId.probe) {
+    // It logged in, so it is a secret_id unwrapped by an earlier run whose record was lost.
+    ctx.state.secretIdPlainHash = keyedHash(ctx.hmacKey, secretId.value);
+    await ctx.saveState();
+    log.info({ file: path.basename(layout.approle.secretIdFile) }, "the secret_id file holds an already unwrapped secret_id (its record in state was missing)");
+  }
   await writePrivate(tokenFile(layout), auth.client_token + "\n");
   if (layout.approle.removeSecretIdFile) {
     await unlink(layout.approle.secretIdFile).catch(() => undefined);

@@ -7,6 +7,7 @@
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { lstat, readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
+import { appRoleFileProblem, appRoleModeText, inspectAppRoleFiles, openMode } from "./approle-files.js";
 import type { Clock } from "./clock.js";
 import { parseDuration } from "./duration.js";
 import { ExitCode, VrError } from "./errors.js";
@@ -176,10 +177,23 @@ async function agentOnlyChecks(layout: ResolvedLayout, f: Findings): Promise<voi
     return;
   }
   if ((st.mode & 0o777) !== 0o700) f.add("agent-only", "error", "agent-only/", `mode is ${modeText(st.mode & 0o7777)}, expected 0700`);
+  const approle = new Set([layout.approle.roleIdFile, layout.approle.secretIdFile]);
   for (const n of await readdir(layout.agentDir)) {
     const p = path.join(layout.agentDir, n);
+    if (approle.has(p)) continue; // reported by approleChecks
     const s = await lstat(p);
     if (s.isFile() && (s.mode & 0o077) !== 0) f.add("agent-only", "error", `agent-only/${n}`, `mode is ${modeText(s.mode & 0o7777)}, expected 0600`);
+  }
+}
+
+/** The AppRole files: readable and private, even while a cached token makes a login unneeded. */
+async function approleChecks(layout: ResolvedLayout, f: Findings): Promise<void> {
+  for (const s of await inspectAppRoleFiles(layout)) {
+    const problem = appRoleFileProblem(s);
+    if (problem) f.add("approle", "error", s.rel, problem);
+    else if (s.expected) f.add("approle", "ok", s.rel, "absent, as removeSecretIdFile asks after a login (put a new secret_id there before the token's max TTL ends)");
+    if (openMode(s.mode)) f.add("approle", "error", s.rel, `mode is ${appRoleModeText(s.mode ?? 0)}, expected 0600: other users can read it (the next sync sets 0600)`);
+    else if (!problem && !s.expected) f.add("approle", "ok", s.rel, `readable, mode ${appRoleModeText(s.mode ?? 0)}`);
   }
 }
 
@@ -260,7 +274,7 @@ async function vaultChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findin
   const silentPrint = () => undefined;
   const syncOpts = { layoutFile: opts.layoutFile, env: opts.env, dryRun: true, lockTimeoutMs: 0, log: opts.log, redactor: opts.redactor, clock: opts.clock, print: silentPrint };
   // Health first: reachable, initialized, sealed, which node answered.
-  const probe = new VaultClient({ ...layout.vault, retries: 0 }, { sleep: opts.clock.sleep, random: opts.clock.random });
+  const probe = new VaultClient({ ...layout.vault, retries: 0 }, { sleep: opts.clock.sleep, random: opts.clock.random, redact: (t) => opts.redactor.redact(t) });
   let health: Record<string, unknown>;
   try {
     health = await probe.health();
@@ -380,6 +394,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
   f.add("layout", "ok", "layout", `${layout.file} is valid`);
   const state = await new StateStore(layout.agentDir).load().catch(() => null);
   await agentOnlyChecks(layout, f);
+  await approleChecks(layout, f);
   await fileModeChecks(layout, f);
   const owned = new Set(layout.outputs.flatMap((o) => outputFiles(o)));
   await walkPublic(layout.publicDir, owned, f);

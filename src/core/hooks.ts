@@ -9,6 +9,8 @@ import type { Env } from "./layout/load.js";
 import type { HookSpec } from "./layout/schema.js";
 import type { Logger } from "./log.js";
 import { parseDuration } from "./duration.js";
+import { BoundedText, cutText } from "./redact.js";
+import type { Redactor } from "./redact.js";
 
 export const KILL_GRACE_MS = 5000;
 
@@ -22,8 +24,22 @@ export interface HookRun {
 }
 
 const MAX_CAPTURE = 64 * 1024;
+const MAX_LINE = 500;
 
-export function runHook(name: string, spec: HookSpec, files: string[], opts: { env: Env; cwd: string; log: Logger }): Promise<HookRun> {
+/**
+ * The hook's output as log lines: redacted as a whole first (a multi-line secret is matched whole;
+ * a secret cut off by the capture limit loses its visible prefix too), then split and each line
+ * cut without splitting a character.
+ */
+export function hookOutputLines(captured: BoundedText, redactor: Redactor | undefined): string[] {
+  const text = !redactor ? captured.text : captured.truncated ? redactor.redactCutOff(captured.text) : redactor.redact(captured.text);
+  return text
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => cutText(l, MAX_LINE));
+}
+
+export function runHook(name: string, spec: HookSpec, files: string[], opts: { env: Env; cwd: string; log: Logger; redactor?: Redactor }): Promise<HookRun> {
   const timeoutMs = spec.timeout ? parseDuration(spec.timeout) : 60_000;
   const [cmd, args] = spec.shell ? ["/bin/sh", ["-c", spec.command as string]] : [(spec.command as string[])[0] as string, (spec.command as string[]).slice(1)];
   const env: Record<string, string> = {};
@@ -31,7 +47,7 @@ export function runHook(name: string, spec: HookSpec, files: string[], opts: { e
   env.VAULT_RENDER_HOOK = name;
   env.VAULT_RENDER_CHANGED_FILES = files.join("\n");
   return new Promise((resolve) => {
-    let out = "";
+    const out = new BoundedText(MAX_CAPTURE);
     let timedOut = false;
     let killTimer: NodeJS.Timeout | undefined;
     // Its own process group, so a timeout stops the hook and everything it started.
@@ -43,9 +59,7 @@ export function runHook(name: string, spec: HookSpec, files: string[], opts: { e
         child.kill(sig);
       }
     };
-    const collect = (d: Buffer) => {
-      if (out.length < MAX_CAPTURE) out += d.toString("utf8");
-    };
+    const collect = (d: Buffer) => out.write(d);
     child.stdout.on("data", collect);
     child.stderr.on("data", collect);
     const timer = setTimeout(() => {
@@ -59,7 +73,7 @@ export function runHook(name: string, spec: HookSpec, files: string[], opts: { e
       done = true;
       clearTimeout(timer);
       if (killTimer) clearTimeout(killTimer);
-      for (const line of out.split("\n").filter((l) => l.trim())) opts.log.info({ hook: name }, `hook ${name}: ${line.slice(0, 500)}`);
+      for (const line of hookOutputLines(out, opts.redactor)) opts.log.info({ hook: name }, `hook ${name}: ${line}`);
       resolve({ name, ...r });
     };
     child.on("error", (e) => finish({ ok: false, code: null, signal: null, timedOut: false, error: (e as NodeJS.ErrnoException).code ?? e.message }));

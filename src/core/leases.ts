@@ -128,7 +128,8 @@ export async function resolveLease(
     }
     decision = "replace";
   }
-  const res = await ctx.client.read(spec.path);
+  // Each read creates credentials (and a lease): retried only when it cannot have reached Vault.
+  const res = await ctx.client.read(spec.path, { sideEffect: true });
   if (!res.lease_id) {
     throw new VrError("RENDER", `read ${spec.path}: the answer carries no lease; use a "kv" or "read" source for it`);
   }

@@ -96,7 +96,8 @@ const pemBlock = (s: string) => (s.endsWith("\n") ? s : s + "\n");
 /** One issue call; the answer is verified before it can be written. */
 export async function issueSet(client: VaultClient, o: PkiOutput): Promise<PkiSet> {
   const where = `${o.mount}/issue/${o.role}`;
-  const res = await client.write(where, pkiRequestBody(o), { noRetry: false });
+  // Each issue call makes a certificate: retried only when it cannot have reached Vault.
+  const res = await client.write(where, pkiRequestBody(o), { sideEffect: true });
   const d = (res.data ?? {}) as { certificate?: unknown; private_key?: unknown; issuing_ca?: unknown; ca_chain?: unknown; serial_number?: unknown };
   if (typeof d.certificate !== "string" || typeof d.private_key !== "string" || typeof d.issuing_ca !== "string") {
     throw new VrError("RENDER", `${o.dir}: ${where} answered without certificate, private_key and issuing_ca`);

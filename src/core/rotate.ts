@@ -94,7 +94,7 @@ async function rotateKv(s: Session, name: string, spec: KvSpec): Promise<void> {
   }
   const value = generateValue(gen.length, gen.alphabet);
   s.opts.redactor.add(value);
-  const res = await s.client.write(`${spec.mount}/data/${spec.path}`, { options: { cas: cur.version }, data: { ...cur.data, [gen.key]: value } }, { noRetry: true });
+  const res = await s.client.write(`${spec.mount}/data/${spec.path}`, { options: { cas: cur.version }, data: { ...cur.data, [gen.key]: value } }, { sideEffect: true });
   const version = (res.data as { version?: number } | null)?.version;
   s.opts.log.info({ source: name, from: cur.version, to: version }, `rotated ${spec.mount}/${spec.path} key "${gen.key}": version ${cur.version} -> ${version ?? "?"}`);
 }
@@ -121,7 +121,7 @@ async function rotateSecretId(s: Session): Promise<void> {
       // Looking up the old accessor is a courtesy for the log; rotation goes on without it.
     }
   }
-  const res = await client.write(`auth/${mount}/role/${roleName}/secret-id`, {}, { noRetry: true });
+  const res = await client.write(`auth/${mount}/role/${roleName}/secret-id`, {}, { sideEffect: true });
   const secretId = res.data?.secret_id;
   const accessor = res.data?.secret_id_accessor;
   if (typeof secretId !== "string") throw new VrError("AUTH_FAILED", `auth/${mount}/role/${roleName}/secret-id answered without a secret_id`, { exit: ExitCode.Unavailable });

@@ -10,6 +10,7 @@ import type { Env } from "./layout/load.js";
 import { loadLayout } from "./layout/load.js";
 import { isPki, outputFiles, outputId, pkiFiles } from "./layout/outputs.js";
 import { StateStore } from "./state.js";
+import { cutText } from "./redact.js";
 
 export interface StatusRow {
   output: string;
@@ -80,7 +81,7 @@ export function formatStatus(r: StatusReport): string {
     Object.entries(o.sources).map(([k, v]) => (v === null ? k : `${k}@v${v}`)).join(",") || "-",
     o.lastWritten ? o.lastWritten.slice(0, 19).replace("T", " ") : "never",
     o.certExpires ? `cert ${o.certDaysLeft}d` : o.leaseExpires ? `lease ${o.leaseExpires.slice(0, 16).replace("T", " ")}` : "-",
-    o.lastError ? o.lastError.slice(0, 60) : "-",
+    o.lastError ? cutText(o.lastError, 60) : "-",
     o.pendingHooks.length ? `pending: ${o.pendingHooks.join(",")}` : "-",
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));

@@ -6,6 +6,7 @@
  */
 import { chmod, lstat, unlink } from "node:fs/promises";
 import path from "node:path";
+import { inspectAppRoleFiles, tightenAppRoleFiles, warnAppRoleFiles } from "./approle-files.js";
 import type { AuthContext, AuthResult } from "./auth.js";
 import { authenticate, login } from "./auth.js";
 import type { Clock } from "./clock.js";
@@ -203,8 +204,12 @@ export async function openSession(layout: ResolvedLayout, opts: SyncOptions, rea
     sleep: opts.clock.sleep,
     random: opts.clock.random,
     onRetry: (i) => opts.log.info({ path: i.path, attempt: i.attempt, waitMs: i.waitMs }, `${i.reason}; retry ${i.attempt} in ${i.waitMs} ms`),
+    redact: (text) => opts.redactor.redact(text),
   });
   const authCtx: AuthContext = { layout, client, log: opts.log, redactor: opts.redactor, state, hmacKey, saveState: () => store.save(state), readOnly, now: opts.clock.now };
+  // `check` reports the AppRole files itself (it writes nothing).
+  const approleFiles = readOnly ? [] : await inspectAppRoleFiles(layout);
+  if (!opts.dryRun) await tightenAppRoleFiles(approleFiles, opts.log);
   let auth: AuthResult;
   try {
     auth = await authenticate(authCtx);
@@ -212,6 +217,8 @@ export async function openSession(layout: ResolvedLayout, opts: SyncOptions, rea
     client.close();
     throw e;
   }
+  // A cached token hides a file the next login needs until the token's max TTL: say so now.
+  if (auth.via !== "login") warnAppRoleFiles(approleFiles, opts.log);
   const token = recordToken(state, hmacKey, auth);
   return { layout, opts, client, state, store, leases: new LeaseStore(layout.agentDir), hmacKey, authCtx, auth, token, checkedDirs: new Set() };
 }
@@ -407,7 +414,7 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
       const p = state.pendingHooks[name];
       const spec = hooks[name];
       if (!p || !spec) continue;
-      const run = await runHook(name, spec, p.files, { env: opts.env, cwd: layout.dir, log });
+      const run = await runHook(name, spec, p.files, { env: opts.env, cwd: layout.dir, log, redactor: opts.redactor });
       if (run.ok) {
         delete state.pendingHooks[name];
         log.info({ hook: name, files: p.files }, `hook ${name} ran for ${p.files.length ? p.files.join(", ") : "a forced run"}`);
@@ -488,7 +495,8 @@ function errorCode(e: Error | undefined): string {
 
 function recordFailure(s: Session, id: string, e: Error): void {
   if (s.opts.dryRun) return;
-  const rec = { code: errorCode(e), message: describeError(e), at: new Date(s.opts.clock.now()).toISOString() };
+  // Redacted before it is stored: `status` prints it (cut) with no redactor of its own.
+  const rec = { code: errorCode(e), message: s.opts.redactor.redact(describeError(e)), at: new Date(s.opts.clock.now()).toISOString() };
   const prev = s.state.outputs[id];
   if (prev) prev.lastError = rec;
   else s.state.failures[id] = rec;

@@ -95,14 +95,21 @@ export interface Fault {
   latencyMs?: number;
   /** destroy the socket without answering (connection reset) */
   drop?: boolean;
+  /**
+   * process the request (its side effect happens: a login burns a secret_id use, an issue makes a
+   * certificate, a creds read makes credentials), then destroy the socket without answering
+   */
+  dropAfter?: boolean;
   /** never answer; sockets are destroyed on close() */
   hang?: boolean;
   /** 200 with Content-Type application/json and a truncated JSON body */
   malformed?: boolean;
   /** 502 with an HTML page as a proxy would send */
   html?: boolean;
-  /** 307 with Location: redirectTo + same path and query */
+  /** 307 (or `redirectStatus`) with Location: redirectTo + same path and query */
   redirectTo?: string;
+  /** the redirect's status, default 307 (a standby's `respondStandby`); 308 is the permanent form */
+  redirectStatus?: 301 | 302 | 303 | 307 | 308;
 }
 
 export interface AppRoleOptions {
@@ -1274,6 +1281,12 @@ export class VaultDouble {
       result = ok(this.wrapEnv(w));
       entry.wrapped = true;
     }
+    if (fault?.dropAfter) {
+      // Processed, but the answer never leaves: the client sees a reset after sending.
+      await this.globalLatency();
+      req.socket.destroy();
+      return;
+    }
     await this.send(req, res, result, entry, extraHeaders);
   }
 
@@ -1302,7 +1315,7 @@ export class VaultDouble {
     }
     if (f.redirectTo) {
       const loc = `${f.redirectTo.replace(/\/+$/, "")}${url.pathname}${url.search}`;
-      return { t: "bytes", status: 307, body: "", headers: { Location: loc }, contentType: f.contentType };
+      return { t: "bytes", status: f.redirectStatus ?? 307, body: "", headers: { Location: loc }, contentType: f.contentType };
     }
     if (f.status !== undefined || f.body !== undefined) {
       const status = f.status ?? 200;
@@ -1336,7 +1349,7 @@ export class VaultDouble {
         break;
       case "bytes":
         body = result.body;
-        contentType = result.contentType ?? (result.status === 307 ? undefined : "application/json");
+        contentType = result.contentType ?? (result.status >= 300 && result.status < 400 ? undefined : "application/json");
         Object.assign(headers, result.headers);
         break;
     }

@@ -14,6 +14,7 @@ import { checkEnvKey } from "../render/dotenv.js";
 import type { DotenvDialect } from "../render/dotenv.js";
 import { isPki, outputFiles, pkiFiles } from "./outputs.js";
 import type { Layout, OutputSpec, SourceSpec } from "./schema.js";
+import { cutText } from "../redact.js";
 
 export interface LayoutIssue {
   /** JSON path such as `$.outputs[2].file`. */
@@ -172,7 +173,7 @@ export function parseBoolEnv(name: string, value: string): boolean | undefined {
   if (value === "") return undefined;
   if (["1", "t", "T", "TRUE", "true", "True"].includes(value)) return true;
   if (["0", "f", "F", "FALSE", "false", "False"].includes(value)) return false;
-  throw new VrError("CONFIG_ENV", `could not parse ${name}: "${value.slice(0, 20)}" is not a boolean`, {
+  throw new VrError("CONFIG_ENV", `could not parse ${name}: "${cutText(value, 20)}" is not a boolean`, {
     hint: "use true/false (or 1/0, t/f) as the official vault CLI does",
     exit: ExitCode.Usage,
   });

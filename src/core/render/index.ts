@@ -14,6 +14,7 @@ import { encodeEnvFile } from "./dotenv.js";
 import type { DotenvDialect } from "./dotenv.js";
 import type { TemplatePart } from "./template.js";
 import { parseTemplate, renderTemplate, templateRefs } from "./template.js";
+import { cutText } from "../redact.js";
 
 export interface Rendered {
   bytes: Buffer;
@@ -52,7 +53,7 @@ function lookupValue(results: SourceResults, ref: string, file: string): unknown
   const d = getData(results, source, file);
   if (!Object.prototype.hasOwnProperty.call(d.data, key)) {
     throw new VrError("MISSING_KEY", `${file}: key "${key}" not found in source "${source}"${d.path ? ` (${d.path})` : ""}`, {
-      hint: `present keys: ${Object.keys(d.data).sort().join(", ").slice(0, 200) || "none"}`,
+      hint: `present keys: ${cutText(Object.keys(d.data).sort().join(", "), 200) || "none"}`,
     });
   }
   return d.data[key];

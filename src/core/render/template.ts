@@ -4,6 +4,7 @@
  * literal "{{"). No expressions, no code execution; a missing key is an error.
  */
 import { VrError } from "../errors.js";
+import { cutText } from "../redact.js";
 
 export type TemplatePart = { text: string } | { ref: string; filters: Filter[]; line: number; col: number } | { literal: string; filters: Filter[] };
 export type Filter = "json" | "base64" | "base64decode" | "trim";
@@ -32,7 +33,7 @@ export function parseTemplate(src: string, where: string): TemplatePart[] {
     const [head = "", ...rest] = inner.split("|").map((s) => s.trim());
     const filters: Filter[] = [];
     for (const f of rest) {
-      if (!FILTERS.has(f)) throw new VrError("TEMPLATE", `${where}:${line}:${col}: unknown helper "${f.slice(0, 40)}" (known: json, base64, base64decode, trim)`);
+      if (!FILTERS.has(f)) throw new VrError("TEMPLATE", `${where}:${line}:${col}: unknown helper "${cutText(f, 40)}" (known: json, base64, base64decode, trim)`);
       filters.push(f as Filter);
     }
     const lit = /^"((?:[^"\\]|\\.)*)"$/.exec(head);
@@ -41,7 +42,7 @@ export function parseTemplate(src: string, where: string): TemplatePart[] {
     } else if (/^[A-Za-z0-9_-]{1,64}\.[^\s|{}]+$/.test(head)) {
       parts.push({ ref: head, filters, line, col });
     } else {
-      throw new VrError("TEMPLATE", `${where}:${line}:${col}: expected {{ source.key }} or {{ "literal" }}, found {{ ${head.slice(0, 40)} }}`);
+      throw new VrError("TEMPLATE", `${where}:${line}:${col}: expected {{ source.key }} or {{ "literal" }}, found {{ ${cutText(head, 40)} }}`);
     }
     i = close + 2;
   }

@@ -5,7 +5,9 @@
  * - turns every failure into a one-line VrError naming the Vault path and what happened, never
  *   the raw axios error (which carries headers with the token and bodies with the secret_id);
  * - retries where retrying is right (connection errors, 412, 429, 5xx except 501), with backoff
- *   and Retry-After, and never on 4xx policy answers.
+ *   and Retry-After, and never on 4xx policy answers; a request with a side effect (a login, a
+ *   certificate, leased credentials, a secret_id) only when it cannot have reached Vault;
+ * - reports a 3xx (a standby redirecting to the active node) as "Vault unavailable", never follows it.
  */
 import { readFileSync } from "node:fs";
 import { Agent as HttpAgent } from "node:http";
@@ -14,6 +16,7 @@ import { createRequire } from "node:module";
 import nodeVault from "node-vault";
 import { ExitCode, VrError } from "../errors.js";
 import type { VaultConnection } from "../layout/load.js";
+import { cutText } from "../redact.js";
 
 const require = createRequire(import.meta.url);
 
@@ -22,6 +25,8 @@ const META = Symbol.for("vault-render.response-meta");
 interface ResponseMeta {
   retryAfter?: number;
   contentType?: string;
+  /** The Location header of a 3xx. */
+  location?: string;
 }
 
 let axiosPatched = false;
@@ -36,18 +41,27 @@ function patchAxiosDefaults(): void {
   const axios = require("axios") as { defaults: { transformResponse: unknown; maxRedirects?: number } };
   // Never follow redirects: axios would replay the request, X-Vault-Token header and secret_id
   // body included, to whatever the Location names (follow-redirects strips only Authorization and
-  // Cookie). A 3xx is reported as "unexpected redirect ... not followed" instead.
+  // Cookie). A 3xx is reported as "Vault unavailable" (a standby's redirect), naming only the host.
   axios.defaults.maxRedirects = 0;
   const existing = axios.defaults.transformResponse;
   const list = Array.isArray(existing) ? existing : existing ? [existing] : [];
   axios.defaults.transformResponse = [
     ...list,
-    function captureMeta(data: unknown, headers: { get?: (n: string) => unknown } | undefined) {
+    function captureMeta(data: unknown, headers: { get?: (n: string) => unknown } | undefined, status?: number) {
       const ra = headers?.get?.("retry-after");
       const ct = headers?.get?.("content-type");
+      const loc = headers?.get?.("location");
       const meta: ResponseMeta = {};
       if (typeof ra === "string" && /^\d+$/.test(ra.trim())) meta.retryAfter = Number(ra.trim());
       if (typeof ct === "string") meta.contentType = ct;
+      if (typeof loc === "string") meta.location = loc;
+      if (typeof status === "number" && status >= 300 && status < 400) {
+        // A redirect (a standby pointing at the active node): its body is empty or irrelevant, and
+        // sys/health resolves with the body whatever the status, so mark it for request() to see.
+        const marked = { __redirect: status };
+        Object.defineProperty(marked, META, { value: meta, enumerable: false });
+        return marked;
+      }
       if (data !== null && typeof data === "object") {
         Object.defineProperty(data, META, { value: meta, enumerable: false });
         return data;
@@ -84,8 +98,15 @@ export interface VaultResponse {
 export interface RequestOptions {
   /** Use this token for the call instead of the client's (e.g. a wrapping token). */
   token?: string;
-  /** Do not retry (for non-idempotent calls where a retry would do harm). */
+  /** Do not retry at all. */
   noRetry?: boolean;
+  /**
+   * The request has a side effect a replay would repeat (an AppRole login burns a secret_id use,
+   * `pki/issue` issues a certificate, a leased credential read creates credentials, secret-id
+   * creation, an unwrap): retried only when it cannot have reached Vault (connection refused, DNS,
+   * TLS handshake). A timeout, a dropped connection, a 5xx or a 429 fail it: the next run decides.
+   */
+  sideEffect?: boolean;
   /** Query parameters. */
   query?: Record<string, string>;
   headers?: Record<string, string>;
@@ -96,6 +117,8 @@ export interface ClientDeps {
   random: () => number;
   /** Called for each retry, for logging. */
   onRetry?: (info: { path: string; attempt: number; waitMs: number; reason: string }) => void;
+  /** The run's redactor: Vault's error text is redacted before it is cut to length. */
+  redact?: (text: string) => string;
 }
 
 type Kind =
@@ -111,6 +134,7 @@ type Kind =
   | "invalid-token"
   | "not-found"
   | "deleted"
+  | "redirect"
   | "client";
 
 export class VaultRequestError extends VrError {
@@ -118,7 +142,12 @@ export class VaultRequestError extends VrError {
   readonly status: number | undefined;
   readonly vaultPath: string;
   readonly body: unknown;
-  constructor(kind: Kind, vaultPath: string, status: number | undefined, message: string, body: unknown, hint?: string) {
+  /**
+   * The request cannot have reached Vault (no connection: refused, DNS, TLS handshake): retrying
+   * it cannot repeat a side effect. False whenever it may have been sent.
+   */
+  readonly notSent: boolean;
+  constructor(kind: Kind, vaultPath: string, status: number | undefined, message: string, body: unknown, hint?: string, notSent = false) {
     const code = {
       unreachable: "VAULT_UNREACHABLE",
       timeout: "VAULT_UNREACHABLE",
@@ -132,14 +161,16 @@ export class VaultRequestError extends VrError {
       "invalid-token": "VAULT_INVALID_TOKEN",
       "not-found": "VAULT_NOT_FOUND",
       deleted: "VAULT_DELETED_VERSION",
+      redirect: "VAULT_STANDBY",
       client: "VAULT_REQUEST",
     } as const;
-    const unavailable = ["unreachable", "timeout", "tls", "sealed", "standby", "rate-limited", "server", "bad-response"].includes(kind);
+    const unavailable = ["unreachable", "timeout", "tls", "sealed", "standby", "rate-limited", "server", "bad-response", "redirect"].includes(kind);
     super(code[kind], message, { hint, exit: unavailable ? ExitCode.Unavailable : ExitCode.Failed });
     this.kind = kind;
     this.status = status;
     this.vaultPath = vaultPath;
     this.body = body;
+    this.notSent = notSent;
   }
   /** Vault (or the way to it) is not in a state to answer: nothing about this path's policy is known. */
   get unavailable(): boolean {
@@ -164,7 +195,7 @@ const TLS_CODES = new Set([
 ]);
 
 /** The first error string of a Vault error body, flattened from Go's multierror rendering. */
-function vaultMessage(body: unknown): string | undefined {
+function vaultMessage(body: unknown, redact: (text: string) => string): string | undefined {
   if (body && typeof body === "object" && Array.isArray((body as { errors?: unknown }).errors)) {
     const errs = (body as { errors: unknown[] }).errors.filter((e): e is string => typeof e === "string");
     if (errs.length === 0) return undefined;
@@ -173,18 +204,53 @@ function vaultMessage(body: unknown): string | undefined {
       .split("\n")
       .map((l) => l.replace(/^\s*\*\s*/, "").trim())
       .filter((l) => l && !/^\d+ errors? occurred:$/.test(l));
-    return lines.join("; ").slice(0, 300);
+    // Redact first, then cut: a cut before redaction could leave a secret's prefix that the
+    // redactor no longer recognises.
+    return cutText(redact(lines.join("; ")), 300);
   }
   return undefined;
 }
 
-export function classify(e: unknown, op: string, vaultPath: string, address: string): VaultRequestError {
+/** Where a redirect points, as "host:port" only (a Location's path or query is never printed). */
+function redirectHost(body: unknown): string | undefined {
+  const loc = (body as Record<symbol, ResponseMeta> | undefined)?.[META]?.location;
+  if (!loc) return undefined;
+  try {
+    return new URL(loc).host || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function redirectError(where: string, vaultPath: string, status: number, body: unknown): VaultRequestError {
+  const host = redirectHost(body);
+  return new VaultRequestError(
+    "redirect",
+    vaultPath,
+    status,
+    `${where}: Vault unavailable: HTTP ${status} redirect ${host ? `to ${host}` : "without a usable Location"} (a standby pointing at the active node), not followed`,
+    body,
+    host ? `set the Vault address to the active node (${host}) or to an address that always reaches it` : "set the Vault address to the active node",
+  );
+}
+
+/** Errors of the connection phase: the request was never written to a socket. */
+function connectPhase(err: { message?: unknown; cause?: { syscall?: unknown; message?: unknown } } | null, code: string | undefined): boolean {
+  const syscall = err?.cause?.syscall;
+  if (syscall === "connect" || syscall === "getaddrinfo") return true;
+  if (code && TLS_CODES.has(code)) return true;
+  const text = `${typeof err?.message === "string" ? err.message : ""} ${typeof err?.cause?.message === "string" ? err.cause.message : ""}`;
+  return /before secure TLS connection was established/.test(text);
+}
+
+export function classify(e: unknown, op: string, vaultPath: string, address: string, redact: (text: string) => string = (t) => t): VaultRequestError {
   const where = `${op} ${vaultPath}`;
   const resp = (e as { response?: { statusCode?: unknown; body?: unknown } } | null)?.response;
   if (resp && typeof resp.statusCode === "number") {
     const status = resp.statusCode;
     const body = resp.body;
-    const msg = vaultMessage(body);
+    if (status >= 300 && status < 400) return redirectError(where, vaultPath, status, body);
+    const msg = vaultMessage(body, redact);
     const unparsed = body !== null && typeof body === "object" && (body as { __unparsed?: boolean }).__unparsed;
     if (unparsed) {
       const html = (body as { html?: boolean }).html;
@@ -218,24 +284,25 @@ export function classify(e: unknown, op: string, vaultPath: string, address: str
     if (status === 429) return new VaultRequestError("rate-limited", vaultPath, status, `${where}: rate limited by Vault (HTTP 429)`, body);
     if (status === 412) return new VaultRequestError("server", vaultPath, status, `${where}: Vault node lacks the required index state (HTTP 412)`, body);
     if (status >= 500) return new VaultRequestError("server", vaultPath, status, `${where}: Vault server error (HTTP ${status}${msg ? `: ${msg}` : ""})`, body);
-    if (status >= 300 && status < 400) return new VaultRequestError("client", vaultPath, status, `${where}: unexpected redirect (HTTP ${status}) not followed`, body, "set the Vault address to the active node");
     return new VaultRequestError("client", vaultPath, status, `${where}: HTTP ${status}${msg ? `: ${msg}` : ""}`, body);
   }
-  const err = e as { code?: unknown; message?: unknown; cause?: { code?: unknown } } | null;
+  const err = e as { code?: unknown; message?: unknown; cause?: { code?: unknown; syscall?: unknown; message?: unknown } } | null;
   const code = typeof err?.code === "string" ? err.code : typeof err?.cause?.code === "string" ? err.cause.code : undefined;
+  const notSent = connectPhase(err, code);
   if (code && TLS_CODES.has(code)) {
-    return new VaultRequestError("tls", vaultPath, undefined, `${where}: TLS verification of ${address} failed (${code})`, undefined, "set VAULT_CACERT or vault.caCert to the CA that signed Vault's certificate (and vault.tlsServerName if the name differs)");
+    return new VaultRequestError("tls", vaultPath, undefined, `${where}: TLS verification of ${address} failed (${code})`, undefined, "set VAULT_CACERT or vault.caCert to the CA that signed Vault's certificate (and vault.tlsServerName if the name differs)", true);
   }
   if (code === "ECONNABORTED" || code === "ETIMEDOUT" || code === "ERR_CANCELED") {
     return new VaultRequestError("timeout", vaultPath, undefined, `${where}: no answer from ${address} before the timeout`, undefined, "check that Vault is up; vault.timeout sets the per-request limit");
   }
   if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "EHOSTUNREACH" || code === "ENETUNREACH") {
-    return new VaultRequestError("unreachable", vaultPath, undefined, `${where}: cannot connect to ${address} (${code})`, undefined, "is Vault running and VAULT_ADDR right?");
+    return new VaultRequestError("unreachable", vaultPath, undefined, `${where}: cannot connect to ${address} (${code})`, undefined, "is Vault running and VAULT_ADDR right?", notSent);
   }
   if (code === "ECONNRESET" || code === "EPIPE" || code === "ERR_BAD_RESPONSE" || (typeof err?.message === "string" && /socket hang up/.test(err.message))) {
+    if (notSent) return new VaultRequestError("unreachable", vaultPath, undefined, `${where}: the connection to ${address} was closed during the TLS handshake (${code ?? "socket hang up"})`, undefined, undefined, true);
     return new VaultRequestError("unreachable", vaultPath, undefined, `${where}: the connection to ${address} was closed before an answer (${code ?? "socket hang up"})`, undefined);
   }
-  return new VaultRequestError("unreachable", vaultPath, undefined, `${where}: request to ${address} failed (${code ?? "unknown error"})`, undefined);
+  return new VaultRequestError("unreachable", vaultPath, undefined, `${where}: request to ${address} failed (${code ?? "unknown error"})`, undefined, undefined, notSent);
 }
 
 type NodeVaultClient = Omit<ReturnType<typeof nodeVault>, "token"> & { token?: string; namespace?: string; pathPrefix?: string };
@@ -313,10 +380,14 @@ export class VaultClient {
         if (res !== "" && res !== null && typeof res === "object" && (res as { __unparsed?: boolean }).__unparsed) {
           throw new VaultRequestError("bad-response", vaultPath, 200, `${op} ${vaultPath}: Vault answered with malformed JSON`, undefined, "a proxy or a broken Vault node answered");
         }
+        const redirect = res !== null && typeof res === "object" ? (res as { __redirect?: unknown }).__redirect : undefined;
+        // sys/health resolves whatever its status (node-vault), a redirect included.
+        if (typeof redirect === "number") throw redirectError(`${op} ${vaultPath}`, vaultPath, redirect, res);
         return (res === "" ? {} : res) as VaultResponse;
       } catch (e) {
-        const err = e instanceof VaultRequestError ? e : classify(e, op, vaultPath, this.address);
+        const err = e instanceof VaultRequestError ? e : classify(e, op, vaultPath, this.address, this.deps.redact);
         if (!err.retryable || attempt >= maxAttempts) throw err;
+        if (opts.sideEffect && !err.notSent) throw err;
         const meta = (err.body as Record<symbol, ResponseMeta> | undefined)?.[META];
         let waitMs = Math.min(4000, 250 * 2 ** (attempt - 1)) * (0.75 + 0.5 * this.deps.random());
         if (meta?.retryAfter !== undefined && (err.status === 429 || err.status === 503)) waitMs = Math.min(meta.retryAfter * 1000, 10_000);
