@@ -54,6 +54,8 @@ export interface LockDeps {
   isAlive: (pid: number) => boolean;
   /** Stops a wait for the lock (watch being stopped): acquire throws LOCK_ABORTED. */
   signal?: AbortSignal;
+  /** Told once when the lock is held by someone else and acquire starts waiting (who holds it). */
+  onWait?: (holder: string) => void;
   /** This process's identity (tests pose as another container); default: read from /proc. */
   self?: LockIdentity;
   /** Start time of `pid` in this pid namespace, or null when no such process (default: /proc). */
@@ -180,6 +182,11 @@ async function readInfo(file: string): Promise<{ raw: string; info: LockInfo | n
   }
 }
 
+function describeHolder(cur: { info: LockInfo | null } | null): string {
+  const i = cur?.info;
+  return i ? `pid ${i.pid}${i.host && i.host !== hostname() ? ` on ${i.host}` : ""} (${i.command}, since ${i.started})` : "another process";
+}
+
 export class Lock {
   private readonly beat = new AbortController();
 
@@ -220,13 +227,13 @@ export class Lock {
         throw new VrError("LOCK_ABORTED", `stopped while waiting for ${file}`, { exit: ExitCode.Locked });
       }
       if (deps.now() >= deadline) {
-        const cur = await readInfo(file);
-        const who = cur?.info ? `pid ${cur.info.pid}${cur.info.host && cur.info.host !== hostname() ? ` on ${cur.info.host}` : ""} (${cur.info.command}, since ${cur.info.started})` : "another process";
+        const who = describeHolder(await readInfo(file));
         throw new VrError("LOCKED", `another vault-render run holds ${file}: ${who}; gave up after ${formatDuration(waitMs)}`, {
           hint: `wait for it to finish, or raise --lock-timeout; a lock whose holder died is recovered automatically (within ${formatDuration(STALE_MS)} when it ran in another container)`,
           exit: ExitCode.Locked,
         });
       }
+      if (delay === 25 && deps.onWait) deps.onWait(describeHolder(await readInfo(file)));
       await deps.sleep(Math.min(delay, Math.max(1, deadline - deps.now())), deps.signal);
       delay = Math.min(delay * 2, 250);
     }

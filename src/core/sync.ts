@@ -170,7 +170,13 @@ export async function loadForRun(opts: SyncOptions): Promise<ResolvedLayout> {
 export async function withLock<T>(layout: ResolvedLayout, opts: SyncOptions, command: string, fn: () => Promise<T>): Promise<T> {
   const lock = opts.dryRun
     ? null
-    : await Lock.acquire(path.join(layout.agentDir, "lock"), command, opts.lockTimeoutMs, { now: opts.clock.now, sleep: opts.clock.sleep, isAlive: processAlive, signal: opts.signal });
+    : await Lock.acquire(path.join(layout.agentDir, "lock"), command, opts.lockTimeoutMs, {
+        now: opts.clock.now,
+        sleep: opts.clock.sleep,
+        isAlive: processAlive,
+        signal: opts.signal,
+        onWait: (holder) => opts.log.info({ holder }, `waiting for the lock held by ${holder}`),
+      });
   try {
     return await fn();
   } finally {
