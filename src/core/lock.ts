@@ -56,6 +56,8 @@ export interface LockDeps {
   signal?: AbortSignal;
   /** Told once when the lock is held by someone else and acquire starts waiting (who holds it). */
   onWait?: (holder: string) => void;
+  /** Told when a stale lock was removed (whose, and why it was judged stale). */
+  onBreak?: (holder: string, reason: string) => void;
   /** This process's identity (tests pose as another container); default: read from /proc. */
   self?: LockIdentity;
   /** Start time of `pid` in this pid namespace, or null when no such process (default: /proc). */
@@ -113,21 +115,23 @@ export function selfIdentity(): LockIdentity {
 }
 
 /**
- * Is the lock's holder provably gone? `ageMs` is how long ago its heartbeat was last refreshed.
- * A holder we cannot look up (another pid namespace or boot) is alive until its heartbeat stops.
+ * Why the lock's holder is provably gone, or null while it may be alive. `ageMs` is how long ago
+ * its heartbeat was last refreshed. A holder we cannot look up (another pid namespace or boot) is
+ * alive until its heartbeat stops.
  */
-export function holderGone(info: LockInfo | null, ageMs: number, deps: Pick<LockDeps, "isAlive" | "self" | "startOf">): boolean {
-  if (ageMs > STALE_MS) return true;
-  if (!info) return false;
+export function staleReason(info: LockInfo | null, ageMs: number, deps: Pick<LockDeps, "isAlive" | "self" | "startOf">): string | null {
+  if (ageMs > STALE_MS) return `no heartbeat for ${formatDuration(ageMs)}`;
+  if (!info) return null;
   const me = deps.self ?? selfIdentity();
   if (me.boot && me.pidns) {
-    if (info.boot !== me.boot || info.pidns !== me.pidns || typeof info.start !== "number") return false;
+    if (info.boot !== me.boot || info.pidns !== me.pidns || typeof info.start !== "number") return null;
     const start = (deps.startOf ?? procStartTime)(info.pid);
-    if (start === undefined) return false;
-    return start === null || start !== info.start;
+    if (start === undefined) return null;
+    if (start === null) return `pid ${info.pid} is not running`;
+    return start !== info.start ? `pid ${info.pid} is another process now` : null;
   }
   // No /proc here (not Linux): the host name and pid are all there is.
-  return !info.boot && info.host === me.host && !deps.isAlive(info.pid);
+  return !info.boot && info.host === me.host && !deps.isAlive(info.pid) ? `pid ${info.pid} is not running` : null;
 }
 
 /**
@@ -243,7 +247,7 @@ export class Lock {
   private static async breakIfStale(file: string, deps: LockDeps): Promise<boolean> {
     const cur = await readInfo(file);
     if (!cur) return true;
-    if (!holderGone(cur.info, deps.now() - cur.mtimeMs, deps)) return false;
+    if (!staleReason(cur.info, deps.now() - cur.mtimeMs, deps)) return false;
     const breakFile = `${file}.break`;
     if (!(await tryCreate(breakFile, String(process.pid), deps.now()))) {
       // Someone else is breaking it; a break lock left by a crashed breaker expires quickly.
@@ -255,8 +259,9 @@ export class Lock {
       // Judge again under the break lock: the same lock (content), still without a heartbeat.
       const again = await readInfo(file);
       if (!again) return true;
-      if (again.raw !== cur.raw || !holderGone(again.info, deps.now() - again.mtimeMs, deps)) return false;
-      await unlink(file).catch(() => undefined);
+      const reason = again.raw === cur.raw ? staleReason(again.info, deps.now() - again.mtimeMs, deps) : null;
+      if (!reason) return false;
+      if (await unlink(file).then(() => true, () => false)) deps.onBreak?.(describeHolder(again), reason);
       return true;
     } finally {
       await unlink(breakFile).catch(() => undefined);

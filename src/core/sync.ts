@@ -176,6 +176,7 @@ export async function withLock<T>(layout: ResolvedLayout, opts: SyncOptions, com
         isAlive: processAlive,
         signal: opts.signal,
         onWait: (holder) => opts.log.info({ holder }, `waiting for the lock held by ${holder}`),
+        onBreak: (holder, reason) => opts.log.info({ holder, reason }, `removed the stale lock of ${holder}: ${reason}`),
       });
   try {
     return await fn();
