@@ -24,7 +24,7 @@ interface Timer {
 
 /** Virtual time. Counts sleep() calls, timers that ran out, and now() calls between advances. */
 class FakeClock implements Clock {
-  t = Date.parse("2030-01-01T00:00:00Z");
+  constructor(public t = Date.parse("2030-01-01T00:00:00Z")) {}
   timers: Timer[] = [];
   sleeps = 0;
   fired = 0;
@@ -112,12 +112,12 @@ afterEach(async () => {
 
 const MIN = 60_000;
 
-async function setup(opts: Partial<WatchOptions> = {}) {
-  const t = await makeTree();
+async function setup(opts: Partial<WatchOptions> = {}, tree?: { t: Tree; clock: FakeClock }) {
+  const t = tree?.t ?? (await makeTree());
   trees.push(t);
   t.double.kvPut("secret", "app", { password: "one" });
-  await t.writeLayout(baseLayout());
-  const clock = new FakeClock();
+  if (!tree) await t.writeLayout(baseLayout());
+  const clock = tree?.clock ?? new FakeClock();
   const lines: Array<Record<string, unknown>> = [];
   const out = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -228,5 +228,31 @@ describe("watch on a fake clock", () => {
     w.stop();
     expect(await run).toBe(0);
     expect(clock.timers).toEqual([]);
+  });
+
+  it("a certificate still due after its pass (re-issue refused) is retried after a backoff, not in a loop of passes", async () => {
+    const policy = `path "secret/data/*" { capabilities = ["read"] }\npath "sys/internal/ui/mounts/*" { capabilities = ["read"] }\npath "pki_int/issue/web" { capabilities = ["update"] }`;
+    const t = await makeTree({ policy, tokenTtl: 3600 * 1000, tokenMaxTtl: 3600 * 2000 });
+    t.double.mountPki("pki_int");
+    t.double.addPkiRole("pki_int", "web", { allowedDomains: ["home.arpa"], allowSubdomains: true, maxTtl: 30 * 86400 });
+    await t.writeLayout(baseLayout({ outputs: [{ format: "pki", dir: "certs/web", mount: "pki_int", role: "web", commonName: "web.home.arpa", ttl: "72h", renewBefore: "24h" }] }));
+    // The certificates' times come from the double's clock (real time): start the fake one there.
+    const { clock, w } = await setup({ intervalMs: 1000 * 3600_000, healIntervalMs: 1000 * 3600_000 }, { t, clock: new FakeClock(Date.now()) });
+    const issued = () => t.double.countRequests({ path: "pki_int/issue/web" });
+    const run = start(w);
+    const idle = await until("the certificate issued, then idle", () => issued() === 1 && clock.longWait(40 * 3600_000));
+    // Its renewal is due in 48 h; from now on Vault refuses to issue.
+    t.double.addPolicy("app", `path "secret/data/*" { capabilities = ["read"] }\npath "sys/internal/ui/mounts/*" { capabilities = ["read"] }`);
+    clock.advance(idle.at - clock.t);
+    const retry = await until("the refused renewal, then a wait", () => issued() === 2 && clock.longWait(60_000));
+    expect(retry.at - clock.t).toBeGreaterThanOrEqual(4 * MIN);
+    expect(retry.at - clock.t).toBeLessThanOrEqual(6 * MIN);
+    expect(issued()).toBe(2);
+    // At the retry it is attempted once more, and again only after a wait.
+    clock.advance(retry.at - clock.t);
+    await until("the second retry, then a wait", () => issued() === 3 && clock.longWait(60_000));
+    expect(issued()).toBe(3);
+    w.stop();
+    expect(await run).toBe(0);
   });
 });

@@ -64,6 +64,7 @@ export class Watcher {
   private failures = 0;
   private nextIntervalAt = 0;
   private nextLifecycleAt = Infinity;
+  private lifecycleRetries = 0;
   private notBefore = 0;
   private sigs = new Map<string, FileSig>();
   private layoutWatcher: FileWatcher | null = null;
@@ -250,7 +251,12 @@ export class Watcher {
         const s = await openSession(l, opts);
         try {
           const r = await syncPass(s, { pki: new Set(), leases: new Set() });
-          this.nextLifecycleAt = this.lifecycleDue(s.state, s.auth.ttl, started);
+          const due = this.lifecycleDue(s.state, s.auth.ttl, started);
+          // Still due after this pass (the renewal failed, e.g. refused): retry after a backoff
+          // that doubles like a failed pass's, not in a loop of passes.
+          const now = this.clock.now();
+          this.lifecycleRetries = due > now ? 0 : this.lifecycleRetries + 1;
+          this.nextLifecycleAt = due > now ? due : now + this.jitter(this.retryDelay(this.lifecycleRetries), 0.2);
           return r;
         } finally {
           s.client.close();
@@ -276,10 +282,14 @@ export class Watcher {
     }
   }
 
+  /** The n-th retry's delay (before jitter): the first backoff, doubling, up to the cap. */
+  private retryDelay(n: number): number {
+    return Math.min(this.opts.maxBackoffMs, (this.opts.firstBackoffMs ?? 1000) * 2 ** (n - 1));
+  }
+
   private fail(reason: Reason, msg: string): void {
     this.failures++;
-    const base = Math.min(this.opts.maxBackoffMs, (this.opts.firstBackoffMs ?? 1000) * 2 ** (this.failures - 1));
-    this.backoffMs = this.jitter(base, 0.2);
+    this.backoffMs = this.jitter(this.retryDelay(this.failures), 0.2);
     this.notBefore = this.clock.now() + this.backoffMs;
     this.triggers.add("retry");
     this.opts.log.error({ reason, failures: this.failures, retryInMs: Math.round(this.backoffMs) }, `pass failed (${msg}); keeping the last good files, retrying in ${Math.round(this.backoffMs / 1000)} s`);
