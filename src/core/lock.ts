@@ -123,6 +123,9 @@ export function staleReason(info: LockInfo | null, ageMs: number, deps: Pick<Loc
   if (ageMs > STALE_MS) return `no heartbeat for ${formatDuration(ageMs)}`;
   if (!info) return null;
   const me = deps.self ?? selfIdentity();
+  // A lock without an identity (an older version, or not Linux): the host name and pid are all
+  // there is, judged as before.
+  if (!info.boot) return info.host === me.host && !deps.isAlive(info.pid) ? `pid ${info.pid} is not running` : null;
   if (me.boot && me.pidns) {
     if (info.boot !== me.boot || info.pidns !== me.pidns || typeof info.start !== "number") return null;
     const start = (deps.startOf ?? procStartTime)(info.pid);
@@ -130,8 +133,7 @@ export function staleReason(info: LockInfo | null, ageMs: number, deps: Pick<Loc
     if (start === null) return `pid ${info.pid} is not running`;
     return start !== info.start ? `pid ${info.pid} is another process now` : null;
   }
-  // No /proc here (not Linux): the host name and pid are all there is.
-  return !info.boot && info.host === me.host && !deps.isAlive(info.pid) ? `pid ${info.pid} is not running` : null;
+  return null;
 }
 
 /**
