@@ -86,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("-v, --verbose", "log a one-line summary per run and per change")
     .option("--debug", "debug logging and stack traces on errors")
     .addOption(new Option("--log-format <format>", "log line format").choices(["pretty", "json"]))
-    .addHelpText("after", "\nExit codes: 0 ok, 1 some outputs failed (or check found problems), 2 usage or invalid layout,\n3 Vault unavailable or authentication failed (nothing changed), 4 another run held the lock.\nDocs: README.md and docs/ in the project.")
+    .addHelpText("after", "\nExit codes: 0 ok, 1 some outputs failed (or check found problems), 2 usage or invalid layout,\n3 Vault unavailable or authentication failed (nothing changed), 4 another run held the lock,\n5 local environment failure: agent-only/ or public/ unusable, nothing changed.\nDocs: README.md and docs/ in the project.")
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });

@@ -8,6 +8,8 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Tree } from "./helpers.js";
 import { BIN, baseLayout, makeTree } from "./helpers.js";
+import { systemClock } from "../src/core/clock.js";
+import { Lock, processAlive } from "../src/core/lock.js";
 
 interface Watch {
   child: ChildProcess;
@@ -26,10 +28,11 @@ afterEach(async () => {
   trees = [];
 });
 
-function startWatch(t: Tree, args: string[] = []): Watch {
+function startWatch(t: Tree, args: string[] = [], extraEnv: Record<string, string> = {}): Watch {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("VAULT_")) env[k] = v;
   env.VAULT_ADDR = t.double.url;
+  Object.assign(env, extraEnv);
   const child = spawn(process.execPath, [BIN, "--layout", t.layoutFile, "watch", "--heal-interval", "500ms", "--debounce", "100ms", "--max-backoff", "2s", ...args], { cwd: t.dir, env, stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   const lines: Array<Record<string, unknown>> = [];
@@ -57,6 +60,16 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false> |
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Generous limits for a slow, busy machine: TEST_TIME_SCALE=3 triples them. */
+const SCALE = Number(process.env.TEST_TIME_SCALE) || 1;
+
+/** The exit, or "still running" if it has not exited within `ms` (a limit, never a measurement). */
+function exitWithin(w: Watch, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null } | "still running"> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<"still running">((r) => (timer = setTimeout(() => r("still running"), ms)));
+  return Promise.race([w.exited, limit]).finally(() => clearTimeout(timer));
 }
 
 const read = (t: Tree, f: string) => readFile(path.join(t.publicDir, f), "utf8").catch(() => undefined);
@@ -201,5 +214,68 @@ describe("watch", () => {
     expect(await read(t, "db.env")).toBe(first);
     w.child.kill("SIGTERM");
     expect((await w.exited).code).toBe(0);
+  });
+
+  describe("signals take effect at once in every state", () => {
+    // A first retry of 5 min (test seam): the backoff is far longer than any limit below. A long
+    // heal interval: nothing else is due, the backoff is the only wait.
+    const longBackoff = { VAULT_RENDER_TEST_FIRST_BACKOFF: "5m" };
+
+    it("SIGTERM during a 5-minute backoff (Vault down) exits 0 at once", async () => {
+      const t = await tree();
+      t.double.seal();
+      const w = startWatch(t, ["--max-backoff", "5m", "--heal-interval", "1h"], longBackoff);
+      await until("the first failure", () => /retrying in [23]\d\d s/.test(w.stderr()), 10_000 * SCALE);
+      w.child.kill("SIGTERM");
+      expect(await exitWithin(w, 10_000 * SCALE)).toEqual({ code: 0, signal: null });
+      expect(w.lines.filter((l) => typeof l.msg === "string" && (l.msg as string).startsWith("pass failed"))).toHaveLength(1);
+      await expect(stat(path.join(t.agentDir, "lock"))).rejects.toThrow(/ENOENT/);
+    });
+
+    it("SIGHUP during a 5-minute backoff re-reads the layout and passes at once", async () => {
+      const t = await tree();
+      t.double.seal();
+      const w = startWatch(t, ["--max-backoff", "5m", "--heal-interval", "1h"], longBackoff);
+      await until("the first failure", () => /retrying in [23]\d\d s/.test(w.stderr()), 10_000 * SCALE);
+      t.double.unseal();
+      w.child.kill("SIGHUP");
+      await until("the pass after SIGHUP", async () => (await read(t, "app.env")) === "DB_PASSWORD='one'\n", 10_000 * SCALE);
+      expect(w.stderr()).toContain("layout re-read: passing now instead of waiting for the retry");
+      w.child.kill("SIGTERM");
+      expect(await exitWithin(w, 10_000 * SCALE)).toEqual({ code: 0, signal: null });
+    });
+
+    it("SIGTERM while a pass waits for another run's lock exits 0 at once, without a pass", async () => {
+      const t = await tree();
+      const held = await Lock.acquire(path.join(t.agentDir, "lock"), "sync", 0, { now: systemClock.now, sleep: systemClock.sleep, isAlive: processAlive });
+      try {
+        const w = startWatch(t, ["--lock-timeout", "5m"]);
+        await until("waiting for the lock", () => w.stderr().includes(`waiting for the lock held by pid ${process.pid} (sync`), 10_000 * SCALE);
+        w.child.kill("SIGTERM");
+        expect(await exitWithin(w, 10_000 * SCALE)).toEqual({ code: 0, signal: null });
+        expect(w.stderr()).toContain("stopping: no pass (another run held the lock)");
+        expect(await read(t, "app.env")).toBeUndefined();
+      } finally {
+        await held.release();
+      }
+    });
+  });
+
+  it("duration flags are parsed like --lock-timeout and named in the error; a non-positive interval is refused (exit 2)", async () => {
+    const t = await tree();
+    const cases: Array<[string[], RegExp]> = [
+      [["--interval", "0"], /^vault-render: --interval: "0" must be longer than 0/],
+      [["--interval", "0s"], /^vault-render: --interval: "0s" must be longer than 0/],
+      [["--max-backoff", "0ms"], /^vault-render: --max-backoff: "0ms" must be longer than 0/],
+      [["--heal-interval", "soon"], /^vault-render: --heal-interval: "soon" is not a duration \(e\.g\. 30s, 2m\)/],
+      [["--debounce", "-1s"], /^vault-render: --debounce: "-1s" is not a duration/],
+      [["--lock-timeout", "x"], /^vault-render: --lock-timeout: "x" is not a duration/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await t.run(["watch", ...args]);
+      expect({ args, code: r.code, lines: r.stderr.trim().split("\n").length }).toEqual({ args, code: 2, lines: 1 });
+      expect(r.stderr).toMatch(re);
+    }
+    expect(t.double.requests).toHaveLength(0);
   });
 });

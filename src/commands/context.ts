@@ -58,12 +58,23 @@ export function commonSyncOptions(ctx: CommandContext, g: GlobalOptions) {
   };
 }
 
-export function parseLockTimeout(text: string): number {
+/**
+ * A duration flag (`--lock-timeout 30s`, `--interval 5m`): one parser and one wording for all,
+ * naming the flag; `positive` rejects 0 (an interval of 0 would spin).
+ */
+export function parseDurationFlag(flag: string, text: string, opts: { positive?: boolean } = {}): number {
+  let ms: number;
   try {
-    return parseDuration(text);
+    ms = parseDuration(text);
   } catch {
-    throw new VrError("USAGE", `--lock-timeout: "${text}" is not a duration (e.g. 30s, 2m)`, { exit: ExitCode.Usage });
+    throw new VrError("USAGE", `${flag}: "${text}" is not a duration (e.g. 30s, 2m)`, { exit: ExitCode.Usage });
   }
+  if (opts.positive && !(ms > 0)) throw new VrError("USAGE", `${flag}: "${text}" must be longer than 0 (e.g. 30s, 2m)`, { exit: ExitCode.Usage });
+  return ms;
+}
+
+export function parseLockTimeout(text: string): number {
+  return parseDurationFlag("--lock-timeout", text);
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { CommandContext, GlobalOptions } from "./context.js";
-import { commonSyncOptions, formatFor, levelFor, parseLockTimeout } from "./context.js";
+import { commonSyncOptions, formatFor, levelFor, parseDurationFlag, parseLockTimeout } from "./context.js";
 import type { WatchFactory } from "../core/watch.js";
 
 export function registerWatch(program: Command, ctx: CommandContext): void {
@@ -15,6 +15,16 @@ export function registerWatch(program: Command, ctx: CommandContext): void {
     .option("--lock-timeout <duration>", "how long a pass waits for another run's lock", "30s")
     .action(async (opts: { interval: string; maxBackoff: string; healInterval: string; debounce: string; hooks: boolean; lockTimeout: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      // Every duration is checked before anything starts.
+      const durations = {
+        lockTimeoutMs: parseLockTimeout(opts.lockTimeout),
+        intervalMs: parseDurationFlag("--interval", opts.interval, { positive: true }),
+        maxBackoffMs: parseDurationFlag("--max-backoff", opts.maxBackoff, { positive: true }),
+        healIntervalMs: parseDurationFlag("--heal-interval", opts.healInterval, { positive: true }),
+        debounceMs: parseDurationFlag("--debounce", opts.debounce),
+      };
+      // Test seam: the first retry delay (normally 1 s), so a test can reach a long backoff at once.
+      const firstBackoff = ctx.env.VAULT_RENDER_TEST_FIRST_BACKOFF;
       const [{ Watcher }, chokidar] = await Promise.all([import("../core/watch.js"), import("chokidar")]);
       const watchFiles: WatchFactory = (paths, onEvent) => {
         const w = chokidar.watch(paths, { ignoreInitial: true, atomic: true, persistent: true });
@@ -24,12 +34,9 @@ export function registerWatch(program: Command, ctx: CommandContext): void {
       const watcher = new Watcher({
         ...commonSyncOptions(ctx, g),
         log: ctx.logger(levelFor(g, "info"), formatFor(g, ctx, "json")),
-        lockTimeoutMs: parseLockTimeout(opts.lockTimeout),
         noHooks: !opts.hooks,
-        intervalMs: parseLockTimeout(opts.interval),
-        maxBackoffMs: parseLockTimeout(opts.maxBackoff),
-        healIntervalMs: parseLockTimeout(opts.healInterval),
-        debounceMs: parseLockTimeout(opts.debounce),
+        ...durations,
+        ...(firstBackoff ? { firstBackoffMs: parseDurationFlag("VAULT_RENDER_TEST_FIRST_BACKOFF", firstBackoff, { positive: true }) } : {}),
         watchFiles,
       });
       const stop = () => watcher.stop();

@@ -1,13 +1,40 @@
 /** Time and randomness behind one seam, so the core can be driven by tests. */
 export interface Clock {
   now(): number;
-  sleep(ms: number): Promise<void>;
+  /**
+   * Wait `ms`; resolves early (never rejects) as soon as `signal` is aborted, so a stop or reload
+   * request ends any pending wait at once.
+   */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
   random(): number;
+}
+
+/** setTimeout's limit: longer delays would fire at once (a busy loop), so long waits are chained. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export function systemSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    let timer: NodeJS.Timeout;
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const arm = (left: number) => {
+      timer = setTimeout(() => {
+        if (left > MAX_TIMER_MS) return arm(left - MAX_TIMER_MS);
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, Math.max(0, Math.min(left, MAX_TIMER_MS)));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    arm(ms);
+  });
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  sleep: systemSleep,
   random: () => Math.random(),
 };
 

@@ -14,6 +14,8 @@ export const ExitCode = {
   Unavailable: 3,
   /** Another vault-render run held the lock for longer than the wait allowed: nothing changed. */
   Locked: 4,
+  /** Local environment failure: agent-only/ or public/ unusable (not a directory, no space, read-only, I/O error): nothing changed. */
+  Environment: 5,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -25,6 +27,7 @@ export type ErrorCode =
   | "PATHS"
   | "AGENT_DIR"
   | "LOCKED"
+  | "LOCK_ABORTED"
   | "VAULT_UNREACHABLE"
   | "VAULT_SEALED"
   | "VAULT_STANDBY"

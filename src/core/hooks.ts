@@ -1,8 +1,10 @@
 /**
  * Change hooks: each hook whose outputs changed runs once per run, in layout order, after every
  * write of the run is committed. argv without a shell unless asked; a timeout with SIGTERM, then
- * SIGKILL; output logged through the redactor; the changed files in its environment. Pending
- * hooks are persisted in state, so a change is never silently unnotified.
+ * SIGKILL, to its process group; done when its process exits (a background process it leaves
+ * holding stdout/stderr is not waited for); output logged through the redactor; the changed
+ * files in its environment. Pending hooks are persisted in state, so a change is never silently
+ * unnotified.
  */
 import { spawn } from "node:child_process";
 import type { Env } from "./layout/load.js";
@@ -11,8 +13,12 @@ import type { Logger } from "./log.js";
 import { parseDuration } from "./duration.js";
 import { BoundedText, cutText } from "./redact.js";
 import type { Redactor } from "./redact.js";
+import type { Clock } from "./clock.js";
+import { systemClock } from "./clock.js";
 
 export const KILL_GRACE_MS = 5000;
+/** After the hook exits, how long its output is still read while a descendant holds the pipes. */
+export const DRAIN_MS = 1000;
 
 export interface HookRun {
   name: string;
@@ -39,7 +45,8 @@ export function hookOutputLines(captured: BoundedText, redactor: Redactor | unde
     .map((l) => cutText(l, MAX_LINE));
 }
 
-export function runHook(name: string, spec: HookSpec, files: string[], opts: { env: Env; cwd: string; log: Logger; redactor?: Redactor }): Promise<HookRun> {
+export function runHook(name: string, spec: HookSpec, files: string[], opts: { env: Env; cwd: string; log: Logger; redactor?: Redactor; clock?: Clock }): Promise<HookRun> {
+  const clock = opts.clock ?? systemClock;
   const timeoutMs = spec.timeout ? parseDuration(spec.timeout) : 60_000;
   const [cmd, args] = spec.shell ? ["/bin/sh", ["-c", spec.command as string]] : [(spec.command as string[])[0] as string, (spec.command as string[]).slice(1)];
   const env: Record<string, string> = {};
@@ -49,7 +56,10 @@ export function runHook(name: string, spec: HookSpec, files: string[], opts: { e
   return new Promise((resolve) => {
     const out = new BoundedText(MAX_CAPTURE);
     let timedOut = false;
-    let killTimer: NodeJS.Timeout | undefined;
+    let exited = false;
+    /** Ends every pending wait of this hook (timeout, kill grace, drain) once it is finished. */
+    const waits = new AbortController();
+    const wait = (ms: number) => clock.sleep(ms, waits.signal).then(() => !waits.signal.aborted);
     // Its own process group, so a timeout stops the hook and everything it started.
     const child = spawn(cmd, args, { cwd: opts.cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     const signalGroup = (sig: NodeJS.Signals) => {
@@ -62,23 +72,49 @@ export function runHook(name: string, spec: HookSpec, files: string[], opts: { e
     const collect = (d: Buffer) => out.write(d);
     child.stdout.on("data", collect);
     child.stderr.on("data", collect);
-    const timer = setTimeout(() => {
-      timedOut = true;
-      signalGroup("SIGTERM");
-      killTimer = setTimeout(() => signalGroup("SIGKILL"), KILL_GRACE_MS);
-    }, timeoutMs);
     let done = false;
     const finish = (r: Omit<HookRun, "name">) => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
-      if (killTimer) clearTimeout(killTimer);
+      waits.abort();
+      // A timed-out hook's group is killed outright, whatever its leader did meanwhile.
+      if (timedOut) signalGroup("SIGKILL");
+      // A descendant (a daemon it started, a setsid'd child) may still hold the pipes: stop
+      // reading them, so neither this run nor the process waits for it.
+      child.stdout.destroy();
+      child.stderr.destroy();
       for (const line of hookOutputLines(out, opts.redactor)) opts.log.info({ hook: name }, `hook ${name}: ${line}`);
       resolve({ name, ...r });
     };
+    // The timeout: SIGTERM to the group, SIGKILL after a grace, and after a second grace the wait
+    // ends whatever the processes do (one stuck in the kernel cannot hold the lock for ever).
+    void (async () => {
+      if (!(await wait(timeoutMs)) || exited) return;
+      timedOut = true;
+      signalGroup("SIGTERM");
+      if (!(await wait(KILL_GRACE_MS)) || exited) return;
+      signalGroup("SIGKILL");
+      if (!(await wait(KILL_GRACE_MS)) || exited) return;
+      finish({ ok: false, code: null, signal: null, timedOut });
+    })();
     child.on("error", (e) => finish({ ok: false, code: null, signal: null, timedOut: false, error: (e as NodeJS.ErrnoException).code ?? e.message }));
-    child.on("close", (code, signal) => {
-      finish({ ok: code === 0 && !timedOut, code, signal, timedOut });
+    // The hook is done when its process exits; its output is drained until the pipes close, for
+    // at most DRAIN_MS (a background process it left may keep them open for ever).
+    child.on("exit", (code, signal) => {
+      exited = true;
+      const result = () => finish({ ok: code === 0 && !timedOut, code, signal, timedOut });
+      if (child.stdout.closed && child.stderr.closed) return result();
+      let open = 2;
+      const closed = () => {
+        if (--open === 0) result();
+      };
+      for (const s of [child.stdout, child.stderr]) {
+        if (s.closed) closed();
+        else s.once("close", closed);
+      }
+      void wait(DRAIN_MS).then((expired) => {
+        if (expired) result();
+      });
     });
   });
 }

@@ -8,7 +8,7 @@ import { createHmac, randomBytes } from "node:crypto";
 import path from "node:path";
 import { z } from "zod";
 import { readPrivate, writePrivate } from "./writer.js";
-import { VrError } from "./errors.js";
+import { ExitCode, VrError } from "./errors.js";
 
 const errorRecord = z.object({ code: z.string(), message: z.string(), at: z.string() });
 
@@ -124,7 +124,11 @@ export class StateStore {
     try {
       await writePrivate(this.keyFile, k);
     } catch (e) {
-      throw new VrError("STATE", `cannot create ${this.keyFile}`, { cause: e });
+      throw new VrError("STATE", `cannot create ${this.keyFile}: ${(e as NodeJS.ErrnoException).code ?? "error"}; nothing was changed`, {
+        hint: "agent-only/ must be a writable directory with free space for vault-render",
+        exit: ExitCode.Environment,
+        cause: e,
+      });
     }
     this.key = k;
     return k;

@@ -54,6 +54,8 @@ export interface SyncOptions {
   noHooks?: boolean;
   /** Run every hook of the layout, changed or not. */
   runHooks?: boolean;
+  /** Aborted to stop waiting for the lock (watch being stopped). */
+  signal?: AbortSignal;
 }
 
 /** What `rotate` forces on top of a normal pass. */
@@ -96,11 +98,11 @@ export async function prepareAgentDir(layout: ResolvedLayout, log: Logger): Prom
   } catch {
     throw new VrError("AGENT_DIR", `agent-only directory ${layout.agentDir} does not exist`, {
       hint: "create it (mkdir -m 700) and put the AppRole role_id and secret_id files in it",
-      exit: ExitCode.Usage,
+      exit: ExitCode.Environment,
     });
   }
   if (!st.isDirectory()) {
-    throw new VrError("AGENT_DIR", `agent-only path ${layout.agentDir} is not a directory`, { exit: ExitCode.Usage });
+    throw new VrError("AGENT_DIR", `agent-only path ${layout.agentDir} is not a directory; nothing was changed`, { hint: "agent-only/ must be a directory (mkdir -m 700)", exit: ExitCode.Environment });
   }
   if ((st.mode & 0o777) !== PRIVATE_DIR_MODE) {
     try {
@@ -173,7 +175,14 @@ export async function loadForRun(opts: SyncOptions): Promise<ResolvedLayout> {
 export async function withLock<T>(layout: ResolvedLayout, opts: SyncOptions, command: string, fn: () => Promise<T>): Promise<T> {
   const lock = opts.dryRun
     ? null
-    : await Lock.acquire(path.join(layout.agentDir, "lock"), command, opts.lockTimeoutMs, { now: opts.clock.now, sleep: opts.clock.sleep, isAlive: processAlive });
+    : await Lock.acquire(path.join(layout.agentDir, "lock"), command, opts.lockTimeoutMs, {
+        now: opts.clock.now,
+        sleep: opts.clock.sleep,
+        isAlive: processAlive,
+        signal: opts.signal,
+        onWait: (holder) => opts.log.info({ holder }, `waiting for the lock held by ${holder}`),
+        onBreak: (holder, reason) => opts.log.info({ holder, reason }, `removed the stale lock of ${holder}: ${reason}`),
+      });
   try {
     return await fn();
   } finally {
@@ -414,7 +423,7 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
       const p = state.pendingHooks[name];
       const spec = hooks[name];
       if (!p || !spec) continue;
-      const run = await runHook(name, spec, p.files, { env: opts.env, cwd: layout.dir, log, redactor: opts.redactor });
+      const run = await runHook(name, spec, p.files, { env: opts.env, cwd: layout.dir, log, redactor: opts.redactor, clock: opts.clock });
       if (run.ok) {
         delete state.pendingHooks[name];
         log.info({ hook: name, files: p.files }, `hook ${name} ran for ${p.files.length ? p.files.join(", ") : "a forced run"}`);

@@ -5,6 +5,9 @@
  * from Vault), on the KV interval (with jitter), and when a token, lease or certificate is due —
  * computed from state, not by polling everything. Failures back off exponentially with jitter up
  * to a cap. The lock is taken per pass, so manual `sync`/`rotate` runs interleave safely.
+ *
+ * Every wait (idle, backoff, debounce, the lock) is one Clock.sleep with an AbortSignal: a stop
+ * (SIGTERM) or reload (SIGHUP) request ends it at once, and nothing polls.
  */
 import { lstat, readFile } from "node:fs/promises";
 import path from "node:path";
@@ -33,6 +36,8 @@ export interface WatchOptions extends Omit<SyncOptions, "dryRun"> {
   maxBackoffMs: number;
   healIntervalMs: number;
   debounceMs: number;
+  /** The first retry delay after a failed pass (doubling up to maxBackoffMs); default 1 s. */
+  firstBackoffMs?: number;
   watchFiles: WatchFactory;
 }
 
@@ -48,17 +53,24 @@ type Reason = "start" | "layout" | "heal" | "interval" | "lifecycle" | "retry" |
 export class Watcher {
   private layout: ResolvedLayout | null = null;
   private stopping = false;
-  private wake: (() => void) | null = null;
+  /** Aborted by stop(): ends a wait for the lock (a pass in progress finishes first). */
+  private readonly stopCtl = new AbortController();
+  /** The idle or backoff wait in progress; aborting it wakes the loop. */
+  private waitCtl: AbortController | null = null;
+  /** A reload (SIGHUP) or a layout edit: run now, even during a backoff. */
+  private forceNow = false;
   private readonly triggers = new Set<Reason>();
   private backoffMs = 0;
   private failures = 0;
   private nextIntervalAt = 0;
   private nextLifecycleAt = Infinity;
+  private lifecycleRetries = 0;
   private notBefore = 0;
   private sigs = new Map<string, FileSig>();
   private layoutWatcher: FileWatcher | null = null;
   private publicWatcher: FileWatcher | null = null;
-  private debounce: NodeJS.Timeout | null = null;
+  private debounceCtl: AbortController | null = null;
+  private readonly debouncing = new Set<Reason>();
   private watchedFiles: string[] = [];
   passes = 0;
 
@@ -71,31 +83,42 @@ export class Watcher {
   /** Ask the loop to stop after the current pass (SIGTERM/SIGINT). */
   stop(): void {
     this.stopping = true;
+    this.stopCtl.abort();
+    this.debounceCtl?.abort();
     this.poke();
   }
 
-  /** Re-read the layout now (SIGHUP). */
+  /** Re-read the layout now and, if it is valid, run a pass now, even during a backoff (SIGHUP). */
   reload(): void {
+    this.forceNow = true;
     this.trigger("layout");
   }
 
   private trigger(r: Reason): void {
     this.triggers.add(r);
-    this.poke();
+    // During a backoff only a forced trigger (or a stop) is worth waking up for.
+    if (this.forceNow || this.clock.now() >= this.notBefore) this.poke();
   }
 
   private poke(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
+    this.waitCtl?.abort();
+    this.waitCtl = null;
   }
 
   private debounced(r: Reason): void {
-    if (this.debounce) clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => {
-      this.debounce = null;
-      this.trigger(r);
-    }, this.opts.debounceMs);
+    if (this.stopping) return;
+    this.debouncing.add(r);
+    this.debounceCtl?.abort();
+    const ctl = new AbortController();
+    this.debounceCtl = ctl;
+    void this.clock.sleep(this.opts.debounceMs, ctl.signal).then(() => {
+      if (ctl.signal.aborted) return;
+      this.debounceCtl = null;
+      const reasons = [...this.debouncing];
+      this.debouncing.clear();
+      if (reasons.includes("layout")) this.forceNow = true;
+      for (const x of reasons) this.trigger(x);
+    });
   }
 
   private jitter(ms: number, spread = 0.1): number {
@@ -220,7 +243,7 @@ export class Watcher {
 
   private async pass(reason: Reason): Promise<SyncResult | null> {
     const l = this.layout as ResolvedLayout;
-    const opts: SyncOptions = { ...this.opts, dryRun: false };
+    const opts: SyncOptions = { ...this.opts, dryRun: false, signal: this.stopCtl.signal };
     const started = this.clock.now();
     try {
       const res = await withLock(l, opts, "watch", async () => {
@@ -228,7 +251,12 @@ export class Watcher {
         const s = await openSession(l, opts);
         try {
           const r = await syncPass(s, { pki: new Set(), leases: new Set() });
-          this.nextLifecycleAt = this.lifecycleDue(s.state, s.auth.ttl, started);
+          const due = this.lifecycleDue(s.state, s.auth.ttl, started);
+          // Still due after this pass (the renewal failed, e.g. refused): retry after a backoff
+          // that doubles like a failed pass's, not in a loop of passes.
+          const now = this.clock.now();
+          this.lifecycleRetries = due > now ? 0 : this.lifecycleRetries + 1;
+          this.nextLifecycleAt = due > now ? due : now + this.jitter(this.retryDelay(this.lifecycleRetries), 0.2);
           return r;
         } finally {
           s.client.close();
@@ -244,34 +272,37 @@ export class Watcher {
       }
       return res;
     } catch (e) {
+      if (this.stopping && e instanceof VrError && e.code === "LOCK_ABORTED") {
+        this.opts.log.info({ reason }, "stopping: no pass (another run held the lock)");
+        return null;
+      }
       this.passes++;
       this.fail(reason, oneLine(e));
       return null;
     }
   }
 
+  /** The n-th retry's delay (before jitter): the first backoff, doubling, up to the cap. */
+  private retryDelay(n: number): number {
+    return Math.min(this.opts.maxBackoffMs, (this.opts.firstBackoffMs ?? 1000) * 2 ** (n - 1));
+  }
+
   private fail(reason: Reason, msg: string): void {
     this.failures++;
-    const base = Math.min(this.opts.maxBackoffMs, 1000 * 2 ** (this.failures - 1));
-    this.backoffMs = this.jitter(base, 0.2);
+    this.backoffMs = this.jitter(this.retryDelay(this.failures), 0.2);
     this.notBefore = this.clock.now() + this.backoffMs;
     this.triggers.add("retry");
     this.opts.log.error({ reason, failures: this.failures, retryInMs: Math.round(this.backoffMs) }, `pass failed (${msg}); keeping the last good files, retrying in ${Math.round(this.backoffMs / 1000)} s`);
   }
 
+  /** One timer until `at`, ended early by poke() (a trigger, a reload, a stop). */
   private async sleepUntil(at: number): Promise<void> {
-    const ms = Math.max(0, at - this.clock.now());
-    if (ms === 0 || this.stopping || this.triggers.size) return;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        this.wake = null;
-        resolve();
-      }, Math.min(ms, 2 ** 31 - 1));
-      this.wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
+    const ms = at - this.clock.now();
+    if (!(ms > 0) || this.stopping || this.forceNow) return;
+    const ctl = new AbortController();
+    this.waitCtl = ctl;
+    await this.clock.sleep(ms, ctl.signal);
+    if (this.waitCtl === ctl) this.waitCtl = null;
   }
 
   /** Run until stop(); resolves with the exit code (0 after a clean stop). */
@@ -287,12 +318,19 @@ export class Watcher {
         lastHealScan = now;
         if (this.layout && this.passes > 0 && (await this.needsHeal())) this.triggers.add("heal");
       }
-      if (this.triggers.size && now >= this.notBefore) {
+      if (this.triggers.size && (now >= this.notBefore || this.forceNow)) {
+        const forced = this.forceNow && now < this.notBefore;
+        this.forceNow = false;
         const reasons = [...this.triggers];
         this.triggers.clear();
         if (reasons.includes("layout")) {
           const ok = await this.loadLayoutSafely();
-          if (!ok && reasons.length === 1) continue;
+          if (!ok) {
+            // The last good layout keeps running; anything else due waits for its time.
+            for (const r of reasons) if (r !== "layout") this.triggers.add(r);
+            continue;
+          }
+          if (forced) this.opts.log.info({ reason: "layout" }, "layout re-read: passing now instead of waiting for the retry");
         }
         if (reasons.length === 1 && reasons[0] === "heal" && !(await this.needsHeal())) continue; // our own writes
         if (reasons.includes("heal")) this.opts.log.warn({ reason: "drift" }, "a managed file in public/ was changed, deleted or chmod'ed by something else: restoring it");
@@ -300,10 +338,10 @@ export class Watcher {
         this.nextIntervalAt = this.clock.now() + this.jitter(this.opts.intervalMs);
         continue;
       }
-      const wakeAt = Math.min(this.nextIntervalAt, this.nextLifecycleAt, lastHealScan + this.opts.healIntervalMs, this.triggers.size ? this.notBefore : Infinity);
-      await this.sleepUntil(Math.max(wakeAt, this.triggers.size ? this.notBefore : 0));
+      // Pending triggers mean a backoff: nothing can run before it ends, so one timer until then.
+      await this.sleepUntil(this.triggers.size ? this.notBefore : Math.min(this.nextIntervalAt, this.nextLifecycleAt, lastHealScan + this.opts.healIntervalMs));
     }
-    if (this.debounce) clearTimeout(this.debounce);
+    this.debounceCtl?.abort();
     await this.layoutWatcher?.close();
     await this.publicWatcher?.close();
     this.opts.log.info({ passes: this.passes }, `watch stopped after ${this.passes} passes`);

@@ -130,7 +130,7 @@ describe("disk full", () => {
     expect((await readFile(path.join(t.publicDir, "big/blob"), "utf8")).length).toBe(100_000);
   });
 
-  it.runIf(canMount)("a full agent-only/ (state cannot be saved): exit 1 with one line, public files intact, no temp", async () => {
+  it.runIf(canMount)("a full agent-only/ (not even the lock can be created): exit 5 with one line, public files intact, no temp", async () => {
     const t = await tree();
     expect((await t.run(["sync"])).code).toBe(0);
     // Move agent-only onto a tiny tmpfs that is then filled.
@@ -145,9 +145,11 @@ describe("disk full", () => {
       // filled
     }
     t.double.kvPut("secret", "app", { password: "new-password", big: "b".repeat(10), small: "s3" });
+    const before = await snapshot(t.publicDir);
     const r = await t.run(["sync"]);
-    expect([1, 2, 3]).toContain(r.code);
-    expect(r.stderr).toMatch(/ENOSPC/);
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/cannot create the lock .*: ENOSPC; nothing was changed/);
+    expect(await snapshot(t.publicDir)).toEqual(before);
     expectOneLinePerProblem(r.stderr);
     expect(await tempFiles(t.dir)).toEqual([]);
     JSON.parse(await readFile(path.join(t.agentDir, "state.json"), "utf8"));
@@ -187,24 +189,26 @@ describe("read-only and missing directories", () => {
     expect(await tempFiles(t.dir)).toEqual([]);
   });
 
-  it("a missing agent-only/: exit 2, one line with a hint, nothing written", async () => {
+  it("a missing agent-only/: exit 5, one line with a hint, nothing written", async () => {
     const t = await tree();
     await rm(t.agentDir, { recursive: true });
     const r = await t.run(["sync"]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(5);
     expect(r.stderr).toMatch(/^vault-render: agent-only directory .*agent-only does not exist \(hint: create it \(mkdir -m 700\)/);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     await expect(stat(t.publicDir)).rejects.toThrow(/ENOENT/);
     expect(t.double.requests.length).toBe(0);
   });
 
-  it("agent-only/ is a file: exit 2, one line", async () => {
+  it("agent-only/ is a file: exit 5, one line", async () => {
     const t = await tree();
     await rm(t.agentDir, { recursive: true });
     await writeFile(t.agentDir, "not a dir");
     const r = await t.run(["sync"]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/agent-only path .* is not a directory/);
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/agent-only path .* is not a directory; nothing was changed/);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(t.double.requests.length).toBe(0);
   });
 });
 
@@ -220,15 +224,14 @@ describe("wrong ownership (the CLI run as an unprivileged user against a root-ow
     });
   }
 
-  it.runIf(asNobody)("agent-only/ owned by root (0700): a clear line, exit 3, nothing changed", async () => {
+  it.runIf(asNobody)("agent-only/ owned by root (0700): a clear line, exit 5, nothing changed", async () => {
     const t = await tree();
     expect((await t.run(["sync"])).code).toBe(0);
     await chmod(t.dir, 0o755);
     const before = await snapshot(t.publicDir);
     t.double.kvPut("secret", "app", { password: "new-password", big: "b".repeat(10), small: "s2" });
     const r = await runAs(t, 65534, 65534);
-    expect(r.code).not.toBe(0);
-    expect([1, 2, 3]).toContain(r.code);
+    expect(r.code).toBe(5);
     expect(r.stderr).toMatch(/EACCES/);
     expectOneLinePerProblem(r.stderr);
     expect(await snapshot(t.publicDir)).toEqual(before);
