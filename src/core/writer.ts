@@ -4,8 +4,9 @@
  * Every write is atomic: a hidden temp file in the target's directory, created 0600 with O_EXCL
  * (so the umask never matters and nothing is readable before it is complete), every byte written
  * and checked, fchmod to the final mode, fsync, rename over the target. Directory fsyncs are
- * batched by the caller (`syncDirs`). Paths inside public/ are walked with lstat: a symlink at or
- * above a target is refused, never followed.
+ * batched by the caller (`syncDirs`). Directories inside public/ are opened one by one without
+ * following links and written through their handles (`openDirChain`): a symlink at or above a
+ * target is refused, never followed, even when it replaces a directory in the middle of a run.
  */
 import { constants as C } from "node:fs";
 import type { Stats } from "node:fs";
@@ -153,22 +154,6 @@ export async function syncDirs(dirs: Iterable<string>): Promise<void> {
     } finally {
       await fh?.close().catch(() => undefined);
     }
-  }
-}
-
-/** Delete a regular file we wrote (never a symlink or directory). Returns false when already gone. */
-export async function removeFile(file: string): Promise<boolean> {
-  try {
-    const st = await lstat(file);
-    if (!st.isFile()) {
-      throw new VrError("UNSAFE_PATH", `not deleting ${file}: it is no longer a regular file`, { hint: "remove it by hand if it is not needed" });
-    }
-    await unlink(file);
-    return true;
-  } catch (e) {
-    if (e instanceof VrError) throw e;
-    if (errnoOf(e) === "ENOENT") return false;
-    throw writeError("delete", file, e);
   }
 }
 
