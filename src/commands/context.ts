@@ -80,14 +80,17 @@ export function parseLockTimeout(text: string): number {
 /**
  * A fault-injection seam for the reliability tests, at the writer's boundary:
  * VAULT_RENDER_TEST_FAULT="kill:<path part>" SIGKILLs this process just before writing a file
- * whose path contains <path part>; "enospc:<path part>" fails that write with ENOSPC.
+ * whose path contains <path part>; "enospc:<path part>" fails that write with ENOSPC;
+ * "rename:<path part>" fails the rename of that file over its target with EIO.
  */
 function testWriteFault(spec: string | undefined): WriteFault | undefined {
-  const m = spec ? /^(kill|enospc):(.+)$/.exec(spec) : null;
+  const m = spec ? /^(kill|enospc|rename):(.+)$/.exec(spec) : null;
   if (!m) return undefined;
   const [, kind, part] = m as unknown as [string, string, string];
-  return (file) => {
+  return (file, _offset, op) => {
     if (!file.includes(part)) return;
+    if ((kind === "rename") !== (op === "rename")) return;
+    if (kind === "rename") throw Object.assign(new Error("injected fault: rename failed"), { code: "EIO" });
     if (kind === "kill") process.kill(process.pid, "SIGKILL");
     throw Object.assign(new Error("injected fault: no space left on device"), { code: "ENOSPC" });
   };

@@ -14,7 +14,7 @@ import { ExitCode, VrError } from "./errors.js";
 import type { Env, ResolvedLayout } from "./layout/load.js";
 import { loadLayout } from "./layout/load.js";
 import { isFileOutput, outputFiles, outputId, pkiFiles } from "./layout/outputs.js";
-import type { FileOutput } from "./layout/schema.js";
+import type { FileOutput, PkiOutput } from "./layout/schema.js";
 import { LeaseStore } from "./leases.js";
 import type { Logger } from "./log.js";
 import type { Redactor } from "./redact.js";
@@ -31,7 +31,8 @@ import type { State } from "./state.js";
 import type { Session } from "./sync.js";
 import { describeError, fetchStatic, openSession } from "./sync.js";
 import { VaultClient } from "./vault/client.js";
-import { DIR_MODE, FILE_MODE } from "./writer.js";
+import { DIR_MODE, FILE_MODE, readPrivate } from "./writer.js";
+import { expectedSet, inspectSet } from "./pki-set.js";
 
 export type Severity = "error" | "warning" | "ok";
 
@@ -229,6 +230,23 @@ async function certificateChecks(layout: ResolvedLayout, state: State, opts: Che
         f.add("certificate", "error", id, "the key on disk is missing or cannot be parsed");
       }
     }
+    await setFileChecks(layout, o, state, f);
+  }
+}
+
+/** Every file of a set (ca.pem and fullchain.pem too) against what its recorded issue implies. */
+async function setFileChecks(layout: ResolvedLayout, o: PkiOutput, state: State, f: Findings): Promise<void> {
+  const id = outputId(o);
+  const hmacKey = await readPrivate(new StateStore(layout.agentDir).keyFile).catch(() => null);
+  const exp = await expectedSet(layout.publicDir, o, state.pki[id], state.outputs, hmacKey && hmacKey.length >= 32 ? hmacKey : null);
+  if ("reissue" in exp) {
+    f.add("certificate", "error", id, `the set cannot be rebuilt from its recorded issue: ${exp.reissue} (the next sync re-issues it)`);
+    return;
+  }
+  for (const p of await inspectSet(layout.publicDir, o, exp)) {
+    // Modes, symlinks and missing files are reported per file by fileModeChecks.
+    const rest = p.problems.filter((x) => !x.startsWith("mode ") && x !== "missing" && !p.unsafe);
+    if (rest.length) f.add("certificate", "error", p.rel, `${rest.join(", ")} (the next sync rewrites it)`);
   }
 }
 

@@ -10,6 +10,7 @@
 import { lstat, unlink } from "node:fs/promises";
 import path from "node:path";
 import type { OutputState, PkiState } from "./state.js";
+import type { WriteFault } from "./writer.js";
 import { commitTemp, readPrivate, syncDirs, writePrivate } from "./writer.js";
 
 /** State records for the committed set, applied once the renames are done. */
@@ -31,16 +32,49 @@ export async function writeJournal(agentDir: string, journal: Journal): Promise<
   await writePrivate(journalFile(agentDir), JSON.stringify(journal));
 }
 
+export interface CommitOptions {
+  /** Paths to rename through (directory handles), parallel to `renames` (which the journal keeps). */
+  via?: Array<[tmp: string, target: string]>;
+  fault?: WriteFault;
+  /** The state records that describe only the targets renamed so far, after a rename failed. */
+  partial?: (done: string[]) => JournalRecords;
+}
+
 /**
- * Rename every temp over its target under a journal. `onCommitted` (which records `records` in
- * the state and saves it) runs before the journal is removed.
+ * Rename every temp over its target under a journal. `onCommitted` (which records the records it
+ * is given in the state and saves it) runs before the journal is removed. When a rename fails,
+ * nothing more is renamed: the remaining temps are removed, the journal is rewritten to list only
+ * the renames done with `partial`'s records, `onCommitted` saves those, the journal goes and the
+ * error is thrown, so state and journal describe what is on disk.
  */
-export async function commitSet(agentDir: string, renames: Array<[tmp: string, target: string]>, records?: JournalRecords, onCommitted?: () => Promise<void>): Promise<void> {
+export async function commitSet(
+  agentDir: string,
+  renames: Array<[tmp: string, target: string]>,
+  records?: JournalRecords,
+  onCommitted?: (applied: JournalRecords) => Promise<void>,
+  opts: CommitOptions = {},
+): Promise<void> {
   const file = journalFile(agentDir);
   await writeJournal(agentDir, { renames, state: records });
-  for (const [tmp, target] of renames) await commitTemp(tmp, target);
-  await syncDirs(new Set(renames.map(([, t]) => path.dirname(t))));
-  await onCommitted?.();
+  const done: string[] = [];
+  const dirs = new Set(renames.map(([, t]) => path.dirname(t)));
+  try {
+    for (const [i, [tmp, target]] of renames.entries()) {
+      const via = opts.via?.[i];
+      await commitTemp(via?.[0] ?? tmp, target, via?.[1], opts.fault);
+      done.push(target);
+    }
+  } catch (e) {
+    for (const [i, [tmp]] of renames.entries()) if (i > done.length) await unlink(opts.via?.[i]?.[0] ?? tmp).catch(() => undefined);
+    await syncDirs(dirs);
+    const partial = opts.partial?.(done) ?? {};
+    await writeJournal(agentDir, { renames: renames.slice(0, done.length), state: partial });
+    await onCommitted?.(partial);
+    await unlink(file);
+    throw e;
+  }
+  await syncDirs(dirs);
+  await onCommitted?.(records ?? {});
   await unlink(file);
 }
 

@@ -21,6 +21,9 @@ export interface PkiSet {
   notBefore: number;
   /** Secret material to redact (the private key). */
   privateKey: string;
+  /** The non-secret parts, recorded in state so the set can be repaired without a new issue. */
+  cert: string;
+  chain: string;
 }
 
 export function pkiRequestBody(o: PkiOutput): Record<string, unknown> {
@@ -79,19 +82,12 @@ export async function pkiDueReason(o: PkiOutput, publicDir: string, now: number,
       return "the key on disk is missing or cannot be parsed";
     }
   }
-  for (const part of ["ca", "fullchain"] as const) {
-    const rel = files[part];
-    if (!rel) continue;
-    try {
-      await readFile(path.join(publicDir, rel));
-    } catch {
-      return `${part} file missing`;
-    }
-  }
+  // ca.pem and fullchain.pem are not a reason to re-issue: they are rebuilt from the recorded
+  // issue (pki-set.ts), or the set is re-issued there when they cannot be.
   return null;
 }
 
-const pemBlock = (s: string) => (s.endsWith("\n") ? s : s + "\n");
+export const pemBlock = (s: string) => (s.endsWith("\n") ? s : s + "\n");
 
 /** One issue call; the answer is verified before it can be written. */
 export async function issueSet(client: VaultClient, o: PkiOutput): Promise<PkiSet> {
@@ -136,5 +132,7 @@ export async function issueSet(client: VaultClient, o: PkiOutput): Promise<PkiSe
     notAfter: Date.parse(leaf.validTo),
     notBefore: Date.parse(leaf.validFrom),
     privateKey: d.private_key,
+    cert: pemBlock(d.certificate),
+    chain: chainPem,
   };
 }

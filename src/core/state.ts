@@ -28,6 +28,9 @@ const pkiState = z.object({
   notBefore: z.number(),
   requestHash: z.string(),
   issuedAt: z.string(),
+  /** The issued leaf certificate and CA chain (PEM, public), to repair the set without a new issue. */
+  cert: z.string().optional(),
+  chain: z.string().optional(),
 });
 
 const leaseState = z.object({

@@ -4,6 +4,7 @@
  * Failures are isolated per output: a failed source or key leaves that output's files untouched.
  * KV secrets are read every run; certificates and leases follow their own lifecycle.
  */
+import { X509Certificate } from "node:crypto";
 import { chmod, lstat, unlink } from "node:fs/promises";
 import path from "node:path";
 import { inspectAppRoleFiles, tightenAppRoleFiles, warnAppRoleFiles } from "./approle-files.js";
@@ -37,7 +38,10 @@ import type { CurrentToken } from "./token-horizon.js";
 import { recordToken, tokenMaxTtlWarning } from "./token-horizon.js";
 import { VaultClient, VaultRequestError } from "./vault/client.js";
 import type { WriteFault } from "./writer.js";
-import { DIR_MODE, FILE_MODE, PRIVATE_DIR_MODE, atomicWrite, cleanStaleTemps, ensureDirChain, prepareTemp, readCurrent, removeFile, syncDirs } from "./writer.js";
+import type { DirHandle } from "./writer.js";
+import { DIR_MODE, FILE_MODE, PRIVATE_DIR_MODE, cleanStaleTemps, cleanStaleTempsInTree, fixDirModes, lstatIn, openDirChain, prepareTemp, readCurrent, removeOwnedFile, splitRel, syncDirs, writeInTree } from "./writer.js";
+import { expectedSet, inspectSet } from "./pki-set.js";
+import { checkOutputPath } from "./paths.js";
 
 export interface SyncOptions {
   layoutFile: string;
@@ -312,9 +316,11 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
   if (!opts.dryRun) {
     // Temp files of a killed run can be in public/ and in agent-only/ (token, state, leases).
     const privateDirs = new Set([layout.agentDir, path.dirname(layout.approle.roleIdFile), path.dirname(layout.approle.secretIdFile)]);
-    const dirs = new Set([layout.publicDir, ...layout.outputs.flatMap((o) => outputFiles(o).map((f) => path.dirname(path.join(layout.publicDir, f))))]);
-    const n = (await cleanStaleTemps(dirs)) + (await cleanStaleTemps(privateDirs, { skipLiveWriters: true }));
+    // public/ directories are opened without following links (a symlinked one is never entered).
+    const publicDirs = outputDirRels(layout);
+    const n = (await cleanStaleTempsInTree(layout.publicDir, publicDirs)) + (await cleanStaleTemps(privateDirs, { skipLiveWriters: true }));
     if (n) log.info({ count: n }, `removed ${n} temp files left by an interrupted run`);
+    await fixPublicDirModes(layout, publicDirs, log);
   }
 
   const { templates, needs, known } = await sourceNeeds(layout);
@@ -353,19 +359,8 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
   const current = new Set(layout.outputs.flatMap((o) => outputFiles(o)));
   for (const file of Object.keys(state.outputs)) {
     if (current.has(file)) continue;
-    const abs = path.join(layout.publicDir, file);
-    const r: OutputResult = { file, action: "delete" };
-    if (!opts.dryRun) {
-      try {
-        await removeFile(abs);
-        dirsToSync.add(path.dirname(abs));
-        delete state.outputs[file];
-      } catch (e) {
-        r.action = "failed";
-        r.error = e as Error;
-      }
-    }
-    results.push(r);
+    const r = await pruneOne(s, file, dirsToSync);
+    if (r) results.push(r);
   }
   const ids = new Set(layout.outputs.map(outputId));
   for (const f of Object.keys(state.failures)) if (!ids.has(f) && !current.has(f)) delete state.failures[f];
@@ -576,10 +571,7 @@ async function writeIfChanged(s: Session, file: string, bytes: Buffer, keyHashes
   };
   if (opts.dryRun || result.action === "unchanged") return result;
   try {
-    const dirRel = path.posix.dirname(file);
-    await ensureDirChain(layout.publicDir, dirRel === "." ? "" : dirRel, DIR_MODE, dirsToSync, s.checkedDirs);
-    await atomicWrite(abs, bytes, FILE_MODE, opts.writeFault);
-    dirsToSync.add(path.dirname(abs));
+    await writeInTree(layout.publicDir, file, bytes, FILE_MODE, DIR_MODE, dirsToSync, opts.writeFault);
   } catch (e) {
     return { file, action: "failed", error: e as Error };
   }
@@ -600,14 +592,11 @@ async function syncPki(s: Session, o: PkiOutput, force: boolean, dirsToSync: Set
     return [{ file: id, action: "failed", error: e as Error }];
   }
   if (reason === null) {
-    // Not due: only make sure the modes are right (content is left alone).
-    const out: OutputResult[] = [];
-    for (const rel of Object.values(parts)) {
-      const cur = await readCurrent(path.join(layout.publicDir, rel)).catch(() => null);
-      if (cur && cur.mode !== FILE_MODE && !opts.dryRun) await chmod(path.join(layout.publicDir, rel), FILE_MODE).catch(() => undefined);
-      out.push({ file: rel, action: "unchanged", modeFixed: cur !== null && cur.mode !== FILE_MODE });
-    }
-    return out;
+    // Not due: every file is checked against the recorded issue and rebuilt by temp + rename
+    // when it differs; re-issued only when something cannot be rebuilt without a secret.
+    const repaired = await repairPki(s, o, dirsToSync);
+    if ("results" in repaired) return repaired.results;
+    reason = repaired.reissue;
   }
   if (opts.dryRun) {
     return Object.values(parts).map((rel) => ({ file: rel, action: state.outputs[rel] ? "update" : "create", note: `issue a new certificate (${reason})` }) as OutputResult);
@@ -615,42 +604,155 @@ async function syncPki(s: Session, o: PkiOutput, force: boolean, dirsToSync: Set
   try {
     const set = await issueSet(s.client, o);
     opts.redactor.add(set.privateKey);
-    const renames: Array<[string, string]> = [];
     const entries = Object.entries(parts) as Array<[PkiPart, string]>;
+    // Every file of a set is in its directory: one handle, opened without following links, so
+    // the temps and the renames all happen in the directory that was verified.
+    const dir = (await openDirChain(layout.publicDir, splitRel(entries[0]?.[1] ?? id)[0], { create: { mode: DIR_MODE, changed: dirsToSync }, fixMode: DIR_MODE })) as DirHandle;
     try {
-      for (const [part, rel] of entries) {
-        const abs = path.join(layout.publicDir, rel);
-        await readCurrent(abs); // refuses a planted symlink
-        const dirRel = path.posix.dirname(rel);
-        await ensureDirChain(layout.publicDir, dirRel === "." ? "" : dirRel, DIR_MODE, dirsToSync, s.checkedDirs);
-        renames.push([await prepareTemp(abs, set.files[part] as Buffer, FILE_MODE, opts.writeFault), abs]);
+      const renames: Array<[string, string]> = [];
+      const via: Array<[string, string]> = [];
+      try {
+        for (const [part, rel] of entries) {
+          const name = splitRel(rel)[1];
+          await lstatIn(dir, name); // refuses a planted symlink
+          const abs = path.join(dir.real, name);
+          const tmp = await prepareTemp(abs, set.files[part] as Buffer, FILE_MODE, opts.writeFault, dir.path);
+          via.push([tmp, path.join(dir.path, name)]);
+          renames.push([path.join(dir.real, path.basename(tmp)), abs]);
+        }
+      } catch (e) {
+        await Promise.all(via.map(([tmp]) => unlink(tmp).catch(() => undefined)));
+        throw e;
       }
-    } catch (e) {
-      await Promise.all(renames.map(([tmp]) => unlink(tmp).catch(() => undefined)));
-      throw e;
+      const before = state.pki[id];
+      const hadOutputs = new Set(entries.map(([, rel]) => rel).filter((rel) => state.outputs[rel]));
+      const at = new Date(opts.clock.now()).toISOString();
+      // The new set's state records travel in the commit journal and are saved before the journal
+      // is removed: a crash after the renames must not leave a valid certificate without a record
+      // (the next run would re-issue it).
+      const records: JournalRecords = { pki: { [id]: { serial: set.serial, notAfter: set.notAfter, notBefore: set.notBefore, requestHash: reqHash, issuedAt: at, cert: set.cert, chain: set.chain } }, outputs: {} };
+      for (const [part, rel] of entries) {
+        const bytes = set.files[part] as Buffer;
+        (records.outputs as Record<string, OutputState>)[rel] = { hash: keyedHash(hmacKey, bytes), size: bytes.length, sources: {}, writtenAt: at, lastError: null };
+      }
+      // A rename that fails midway: the state records only the files actually replaced, and the
+      // new certificate's record only if the certificate itself was replaced; the next run
+      // rebuilds the rest from that record (or re-issues when the key on disk is the old one).
+      const leafRel = parts.cert ?? parts.fullchain;
+      const partial = (done: string[]): JournalRecords => {
+        const doneRel = new Set(entries.filter(([, rel]) => done.includes(path.join(dir.real, splitRel(rel)[1]))).map(([, rel]) => rel));
+        return {
+          pki: leafRel && doneRel.has(leafRel) ? records.pki : {},
+          outputs: Object.fromEntries(Object.entries(records.outputs ?? {}).filter(([rel]) => doneRel.has(rel))),
+        };
+      };
+      await commitSet(
+        layout.agentDir,
+        renames,
+        records,
+        async (applied) => {
+          Object.assign(state.pki, applied.pki);
+          Object.assign(state.outputs, applied.outputs);
+          if (applied === records) delete state.failures[id];
+          await s.store.save(state);
+        },
+        { via, fault: opts.writeFault, partial },
+      );
+      dirsToSync.add(dir.real);
+      const note = `serial ${before?.serial ?? "-"} -> ${set.serial}, expires ${new Date(set.notAfter).toISOString()} (${reason})`;
+      opts.log.info({ output: id, serial: set.serial }, `issued a certificate for ${id}: ${note}`);
+      return entries.map(([, rel]) => ({ file: rel, action: hadOutputs.has(rel) && before ? "update" : "create", note }) as OutputResult);
+    } finally {
+      await dir.close();
     }
-    const before = state.pki[id];
-    const hadOutputs = new Set(entries.map(([, rel]) => rel).filter((rel) => state.outputs[rel]));
-    const at = new Date(opts.clock.now()).toISOString();
-    // The new set's state records travel in the commit journal and are saved before the journal
-    // is removed: a crash after the renames must not leave a valid certificate without a record
-    // (the next run would re-issue it).
-    const records: JournalRecords = { pki: { [id]: { serial: set.serial, notAfter: set.notAfter, notBefore: set.notBefore, requestHash: reqHash, issuedAt: at } }, outputs: {} };
-    for (const [part, rel] of entries) {
-      const bytes = set.files[part] as Buffer;
-      (records.outputs as Record<string, OutputState>)[rel] = { hash: keyedHash(hmacKey, bytes), size: bytes.length, sources: {}, writtenAt: at, lastError: null };
-    }
-    await commitSet(layout.agentDir, renames, records, async () => {
-      Object.assign(state.pki, records.pki);
-      Object.assign(state.outputs, records.outputs);
-      delete state.failures[id];
-      await s.store.save(state);
-    });
-    const note = `serial ${before?.serial ?? "-"} -> ${set.serial}, expires ${new Date(set.notAfter).toISOString()} (${reason})`;
-    opts.log.info({ output: id, serial: set.serial }, `issued a certificate for ${id}: ${note}`);
-    return entries.map(([, rel]) => ({ file: rel, action: hadOutputs.has(rel) && before ? "update" : "create", note }) as OutputResult);
   } catch (e) {
     recordFailure(s, id, e as Error);
     return [{ file: id, action: "failed", error: e as Error }];
+  }
+}
+
+/**
+ * A set that is not due: each file is compared with what the recorded issue implies and, when
+ * its bytes, its mode or its link count are wrong, rewritten by temp + rename (never chmod'ed in
+ * place: a hard link would carry the chmod out of public/). Gives the reason to re-issue instead
+ * when the set cannot be rebuilt from disk and state.
+ */
+async function repairPki(s: Session, o: PkiOutput, dirsToSync: Set<string>): Promise<{ results: OutputResult[] } | { reissue: string }> {
+  const { layout, state, opts, hmacKey } = s;
+  const id = outputId(o);
+  const exp = await expectedSet(layout.publicDir, o, state.pki[id], state.outputs, hmacKey);
+  if ("reissue" in exp) return exp;
+  const bad = new Map((await inspectSet(layout.publicDir, o, exp)).map((p) => [p.rel, p]));
+  const at = new Date(opts.clock.now()).toISOString();
+  const results: OutputResult[] = [];
+  for (const [part, rel] of Object.entries(pkiFiles(o)) as Array<[PkiPart, string]>) {
+    const p = bad.get(rel);
+    const bytes = exp.files[part];
+    if (!p || !bytes) {
+      results.push({ file: rel, action: "unchanged" });
+      continue;
+    }
+    if (!opts.dryRun) {
+      try {
+        await writeInTree(layout.publicDir, rel, bytes, FILE_MODE, DIR_MODE, dirsToSync, opts.writeFault);
+      } catch (e) {
+        recordFailure(s, id, e as Error);
+        results.push({ file: rel, action: "failed", error: e as Error });
+        continue;
+      }
+      state.outputs[rel] = { hash: keyedHash(hmacKey, bytes), size: bytes.length, sources: {}, writtenAt: at, lastError: null };
+    }
+    const modeOnly = p.problems.length === 1 && p.problems[0]?.startsWith("mode ");
+    results.push({ file: rel, action: "update", modeFixed: modeOnly, note: `rebuilt from the recorded issue (${p.problems.join(", ")})` });
+  }
+  // Record the set's public parts, so the next repair needs no derivation.
+  const rec = state.pki[id];
+  if (!opts.dryRun && rec && (rec.cert !== exp.cert || rec.chain !== exp.chain) && new X509Certificate(exp.cert).serialNumber === rec.serial) {
+    rec.cert = exp.cert;
+    rec.chain = exp.chain;
+  }
+  return { results };
+}
+
+/** public/ and the directory of every output file, relative to public/ ("" is public/ itself). */
+function outputDirRels(layout: ResolvedLayout): Set<string> {
+  return new Set(["", ...layout.outputs.flatMap((o) => outputFiles(o).map((f) => splitRel(f)[0]))]);
+}
+
+/** Every directory vault-render owns in public/ (those on the way to an output) is 0755. */
+async function fixPublicDirModes(layout: ResolvedLayout, dirRels: Iterable<string>, log: Logger): Promise<void> {
+  for (const { dir, from } of await fixDirModes(layout.publicDir, dirRels, DIR_MODE)) {
+    log.info({ dir }, `set directory ${dir} to mode 0755 (it was ${from.toString(8).padStart(4, "0")})`);
+  }
+}
+
+/**
+ * Prune one file that left the layout: only a path that is valid for an output, only through
+ * real directories inside public/, only a regular file that still has the bytes vault-render
+ * recorded. A record with an invalid path is dropped; a file changed by hand is kept. Both warn.
+ */
+async function pruneOne(s: Session, file: string, dirsToSync: Set<string>): Promise<OutputResult | null> {
+  const { layout, state, opts } = s;
+  const rec = state.outputs[file];
+  const problem = checkOutputPath(file);
+  if (problem || !rec) {
+    opts.log.warn({ file: JSON.stringify(file) }, `ignoring the state record for ${JSON.stringify(file)}: its path ${problem ?? "has no record"}; nothing was deleted`);
+    if (!opts.dryRun) delete state.outputs[file];
+    return null;
+  }
+  try {
+    const res = await removeOwnedFile(layout.publicDir, file, (b) => keyedHash(s.hmacKey, b) === rec.hash, opts.dryRun);
+    if (res === "modified") {
+      opts.log.warn({ file }, `kept ${file}: it left the layout but was changed since vault-render wrote it; delete it by hand if it is not needed`);
+      if (!opts.dryRun) delete state.outputs[file];
+      return { file, action: "unchanged", note: "kept: changed since vault-render wrote it" };
+    }
+    if (!opts.dryRun) {
+      dirsToSync.add(path.dirname(path.join(layout.publicDir, file)));
+      delete state.outputs[file];
+    }
+    return { file, action: "delete" };
+  } catch (e) {
+    return { file, action: "failed", error: e as Error };
   }
 }

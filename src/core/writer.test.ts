@@ -1,9 +1,9 @@
-import { mkdtemp, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { mkdtemp, mkdir, readFile, readdir, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TEMP_PREFIX } from "./paths.js";
-import { atomicWrite, cleanStaleTemps, ensureDirChain, readCurrent, removeFile } from "./writer.js";
+import { atomicWrite, cleanStaleTemps, ensureDirChain, openDirChain, readCurrent, removeOwnedFile } from "./writer.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -62,10 +62,33 @@ describe("symlinks and confinement", () => {
     expect((await stat(path.join(dir, "a/b"))).mode & 0o7777).toBe(0o755);
   });
 
-  it("only deletes regular files", async () => {
+  it("only deletes regular files that still hold what was written, through real directories", async () => {
+    const owns = (b: Buffer) => b.toString() === "ours";
     await mkdir(path.join(dir, "d"));
-    await expect(removeFile(path.join(dir, "d"))).rejects.toThrow(/no longer a regular file/);
-    expect(await removeFile(path.join(dir, "missing"))).toBe(false);
+    await expect(removeOwnedFile(dir, "d", owns)).rejects.toThrow(/no longer a regular file/);
+    expect(await removeOwnedFile(dir, "missing", owns)).toBe("gone");
+    await writeFile(path.join(dir, "d/edited"), "edited");
+    expect(await removeOwnedFile(dir, "d/edited", owns)).toBe("modified");
+    expect(await readFile(path.join(dir, "d/edited"), "utf8")).toBe("edited");
+    await mkdir(path.join(dir, "elsewhere"));
+    await writeFile(path.join(dir, "elsewhere/f"), "ours");
+    await symlink(path.join(dir, "elsewhere"), path.join(dir, "link"));
+    await expect(removeOwnedFile(dir, "link/f", owns)).rejects.toThrow(/symlinked directory/);
+    expect(await readFile(path.join(dir, "elsewhere/f"), "utf8")).toBe("ours");
+    expect(await removeOwnedFile(dir, "elsewhere/f", owns)).toBe("deleted");
+  });
+
+  it("writes relative to the directory it opened, not through a name that changed meanwhile", async () => {
+    await mkdir(path.join(dir, "sub"));
+    const h = await openDirChain(dir, "sub");
+    // The directory is moved and its name replaced by a link to somewhere else.
+    await rename(path.join(dir, "sub"), path.join(dir, "moved"));
+    await mkdir(path.join(dir, "elsewhere"));
+    await symlink(path.join(dir, "elsewhere"), path.join(dir, "sub"));
+    await atomicWrite(path.join(h?.path as string, "f"), Buffer.from("x"), 0o644);
+    await h?.close();
+    expect(await readdir(path.join(dir, "moved"))).toEqual(["f"]);
+    expect(await readdir(path.join(dir, "elsewhere"))).toEqual([]);
   });
 });
 

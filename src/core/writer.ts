@@ -4,12 +4,14 @@
  * Every write is atomic: a hidden temp file in the target's directory, created 0600 with O_EXCL
  * (so the umask never matters and nothing is readable before it is complete), every byte written
  * and checked, fchmod to the final mode, fsync, rename over the target. Directory fsyncs are
- * batched by the caller (`syncDirs`). Paths inside public/ are walked with lstat: a symlink at or
- * above a target is refused, never followed.
+ * batched by the caller (`syncDirs`). Directories inside public/ are opened one by one without
+ * following links and written through their handles (`openDirChain`): a symlink at or above a
+ * target is refused, never followed, even when it replaces a directory in the middle of a run.
  */
 import { constants as C } from "node:fs";
+import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import { chmod, lstat, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { VrError } from "./errors.js";
@@ -20,8 +22,11 @@ export const DIR_MODE = 0o755;
 export const PRIVATE_FILE_MODE = 0o600;
 export const PRIVATE_DIR_MODE = 0o700;
 
-/** A seam for fault injection in reliability tests: called before each write(2) of a temp file. */
-export type WriteFault = (file: string, offset: number) => void;
+/**
+ * A seam for fault injection in reliability tests: called before each write(2) of a temp file,
+ * and with `op` "rename" before a temp file is renamed over its target.
+ */
+export type WriteFault = (file: string, offset: number, op?: "write" | "rename") => void;
 
 export interface CurrentFile {
   bytes: Buffer;
@@ -51,49 +56,11 @@ function writeError(what: string, file: string, e: unknown): VrError {
  * this run, so thousands of outputs in one directory cost one check.
  */
 export async function ensureDirChain(root: string, rel: string, mode: number, changed: Set<string>, checked?: Set<string>): Promise<void> {
-  const segs = rel === "" ? [] : rel.split("/");
-  let cur = root;
-  const one = async (dir: string) => {
-    if (checked?.has(dir)) return;
-    await ensureOneDir(dir, mode, changed, root);
-    checked?.add(dir);
-  };
-  await one(cur);
-  for (const s of segs) {
-    cur = path.join(cur, s);
-    await one(cur);
-  }
-}
-
-async function ensureOneDir(dir: string, mode: number, changed: Set<string>, root: string): Promise<void> {
-  let st;
-  try {
-    st = await lstat(dir);
-  } catch (e) {
-    if (errnoOf(e) !== "ENOENT") throw writeError("inspect", dir, e);
-    try {
-      await mkdir(dir, { mode });
-    } catch (e2) {
-      if (errnoOf(e2) !== "EEXIST") throw writeError("create directory", dir, e2);
-    }
-    st = await lstat(dir);
-    changed.add(path.dirname(dir));
-  }
-  if (st.isSymbolicLink() && dir !== root) {
-    throw new VrError("UNSAFE_PATH", `refusing to write through the symlinked directory ${dir}`, {
-      hint: "vault-render never follows symlinks inside its tree; replace the link with a real directory",
-    });
-  }
-  if (!st.isDirectory() && !st.isSymbolicLink()) {
-    throw new VrError("UNSAFE_PATH", `${dir} is not a directory`, { hint: "remove or rename it" });
-  }
-  if (!st.isSymbolicLink() && (st.mode & 0o7777) !== mode) {
-    try {
-      await chmod(dir, mode);
-    } catch (e) {
-      throw writeError(`set mode ${mode.toString(8)} on`, dir, e);
-    }
-  }
+  const full = rel === "" ? root : path.join(root, rel);
+  if (checked?.has(full)) return;
+  const h = await openDirChain(root, rel, { create: { mode, changed }, fixMode: mode });
+  await h?.close();
+  checked?.add(full);
 }
 
 /** The current content of a target, or null when missing. Refuses symlinks and non-regular files. */
@@ -127,8 +94,8 @@ export async function readCurrent(file: string): Promise<CurrentFile | null> {
  * Write `bytes` into a new hidden temp file beside `file` (0600, O_EXCL, every byte checked,
  * fchmod to `mode`, fsync) and return its path. Nothing is visible at `file` yet.
  */
-export async function prepareTemp(file: string, bytes: Uint8Array, mode: number, fault?: WriteFault): Promise<string> {
-  const dir = path.dirname(file);
+export async function prepareTemp(file: string, bytes: Uint8Array, mode: number, fault?: WriteFault, dirVia?: string): Promise<string> {
+  const dir = dirVia ?? path.dirname(file);
   const tmp = path.join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
   let fh: FileHandle | undefined;
   try {
@@ -155,10 +122,14 @@ export async function prepareTemp(file: string, bytes: Uint8Array, mode: number,
   }
 }
 
-/** Move a prepared temp file over its target (atomic on one filesystem). */
-export async function commitTemp(tmp: string, file: string): Promise<void> {
+/**
+ * Move a prepared temp file over its target (atomic on one filesystem). `via` is the path to
+ * rename to when it differs from the name used in messages (a directory handle's path).
+ */
+export async function commitTemp(tmp: string, file: string, via?: string, fault?: WriteFault): Promise<void> {
   try {
-    await rename(tmp, file);
+    fault?.(file, -1, "rename");
+    await rename(tmp, via ?? file);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
     throw writeError("replace", file, e);
@@ -183,22 +154,6 @@ export async function syncDirs(dirs: Iterable<string>): Promise<void> {
     } finally {
       await fh?.close().catch(() => undefined);
     }
-  }
-}
-
-/** Delete a regular file we wrote (never a symlink or directory). Returns false when already gone. */
-export async function removeFile(file: string): Promise<boolean> {
-  try {
-    const st = await lstat(file);
-    if (!st.isFile()) {
-      throw new VrError("UNSAFE_PATH", `not deleting ${file}: it is no longer a regular file`, { hint: "remove it by hand if it is not needed" });
-    }
-    await unlink(file);
-    return true;
-  } catch (e) {
-    if (e instanceof VrError) throw e;
-    if (errnoOf(e) === "ENOENT") return false;
-    throw writeError("delete", file, e);
   }
 }
 
@@ -260,4 +215,285 @@ export async function writePrivate(file: string, bytes: Uint8Array | string, fau
   const buf = typeof bytes === "string" ? Buffer.from(bytes) : bytes;
   await atomicWrite(file, buf, PRIVATE_FILE_MODE, fault);
   await syncDirs([path.dirname(file)]);
+}
+
+/*
+ * public/ walked through directory handles. Each component below the root is opened with
+ * O_DIRECTORY|O_NOFOLLOW relative to its parent's handle (Linux: /proc/self/fd/N/<name>), so a
+ * directory swapped for a symlink after it was checked can never redirect a write, a chmod, a
+ * deletion or a temp cleanup outside the tree: the operation either happens in the directory
+ * that was verified or fails. The root itself may be a symlink (public/ on another disk).
+ */
+
+/** An open, verified directory of public/. `path` names it through its handle. */
+export interface DirHandle {
+  /** The directory as users know it (for messages and fsync batching). */
+  real: string;
+  /** A path that resolves through the open handle, never through a replaced name. */
+  path: string;
+  close(): Promise<void>;
+}
+
+const PROC_FD = "/proc/self/fd";
+let procFdOk: boolean | undefined;
+
+async function hasProcFd(): Promise<boolean> {
+  if (procFdOk === undefined) {
+    try {
+      await lstat(PROC_FD);
+      procFdOk = true;
+    } catch {
+      procFdOk = false;
+    }
+  }
+  return procFdOk;
+}
+
+function symlinkDirError(dir: string): VrError {
+  return new VrError("UNSAFE_PATH", `refusing to write through the symlinked directory ${dir}`, {
+    hint: "vault-render never follows symlinks inside its tree; replace the link with a real directory",
+  });
+}
+
+/**
+ * Open `root/rel` ("" for root) as a chain of real directories without following links below the
+ * root. With `create`, missing directories are made at `create.mode` (their parents added to
+ * `create.changed`); otherwise a missing component gives null. With `fixMode`, every directory
+ * of the chain (the root too, unless it is a symlink) gets that mode, through its handle;
+ * `onModeFixed` hears about each. Throws UNSAFE_PATH for a symlink or a non-directory.
+ */
+export async function openDirChain(
+  root: string,
+  rel: string,
+  opts: { create?: { mode: number; changed: Set<string> }; fixMode?: number; onModeFixed?: (dir: string, from: number) => void } = {},
+): Promise<DirHandle | null> {
+  const segs = rel === "" ? [] : rel.split("/");
+  const viaProc = await hasProcFd();
+  let fh: FileHandle;
+  try {
+    fh = await open(root, C.O_RDONLY | C.O_DIRECTORY);
+  } catch (e) {
+    if (errnoOf(e) !== "ENOENT") throw writeError("open directory", root, e);
+    if (!opts.create) return null;
+    try {
+      await mkdir(root, { mode: opts.create.mode });
+    } catch (e2) {
+      if (errnoOf(e2) !== "EEXIST") throw writeError("create directory", root, e2);
+    }
+    opts.create.changed.add(path.dirname(root));
+    try {
+      fh = await open(root, C.O_RDONLY | C.O_DIRECTORY);
+    } catch (e3) {
+      throw writeError("open directory", root, e3);
+    }
+  }
+  let real = root;
+  const here = () => (viaProc ? `${PROC_FD}/${fh.fd}` : real);
+  try {
+    if (opts.fixMode !== undefined && !(await lstat(root)).isSymbolicLink()) await fixOneMode(fh, real, opts.fixMode, opts.onModeFixed);
+    for (const seg of segs) {
+      const parentVia = here();
+      const childReal = path.join(real, seg);
+      const childVia = path.join(parentVia, seg);
+      let next: FileHandle | undefined;
+      for (let attempt = 0; next === undefined; attempt++) {
+        try {
+          next = await open(childVia, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
+        } catch (e) {
+          const code = errnoOf(e);
+          if (code === "ENOENT" && opts.create && attempt < 3) {
+            try {
+              await mkdir(childVia, { mode: opts.create.mode });
+              opts.create.changed.add(real);
+            } catch (e2) {
+              if (errnoOf(e2) !== "EEXIST") throw writeError("create directory", childReal, e2);
+            }
+            continue;
+          }
+          if (code === "ENOENT") {
+            await fh.close();
+            return null;
+          }
+          if (code === "ELOOP" || code === "ENOTDIR") {
+            const st = await lstat(childVia).catch(() => null);
+            if (st?.isSymbolicLink()) throw symlinkDirError(childReal);
+            throw new VrError("UNSAFE_PATH", `${childReal} is not a directory`, { hint: "remove or rename it" });
+          }
+          throw writeError("open directory", childReal, e);
+        }
+      }
+      await fh.close();
+      fh = next;
+      real = childReal;
+      if (opts.fixMode !== undefined) await fixOneMode(fh, real, opts.fixMode, opts.onModeFixed);
+    }
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    throw e;
+  }
+  const handle = fh;
+  return { real, path: here(), close: () => handle.close().catch(() => undefined) };
+}
+
+async function fixOneMode(fh: FileHandle, dir: string, mode: number, onFixed?: (dir: string, from: number) => void): Promise<void> {
+  const st = await fh.stat();
+  const cur = st.mode & 0o7777;
+  if (cur === mode) return;
+  try {
+    await fh.chmod(mode);
+  } catch (e) {
+    throw writeError(`set mode ${mode.toString(8)} on`, dir, e);
+  }
+  onFixed?.(dir, cur);
+}
+
+/** Split a path relative to public/ into its directory ("" for the root) and its name. */
+export function splitRel(rel: string): [dir: string, name: string] {
+  const i = rel.lastIndexOf("/");
+  return i < 0 ? ["", rel] : [rel.slice(0, i), rel.slice(i + 1)];
+}
+
+/** Inspect a name inside an open directory: null when missing; refuses symlinks and non-regular files. */
+export async function lstatIn(dir: DirHandle, name: string): Promise<Stats | null> {
+  const real = path.join(dir.real, name);
+  let st;
+  try {
+    st = await lstat(path.join(dir.path, name));
+  } catch (e) {
+    if (errnoOf(e) === "ENOENT") return null;
+    throw writeError("inspect", real, e);
+  }
+  if (st.isSymbolicLink()) {
+    throw new VrError("UNSAFE_PATH", `refusing to replace the symlink at ${real}`, {
+      hint: "something planted a symlink where vault-render writes a file; remove it",
+    });
+  }
+  if (!st.isFile()) throw new VrError("UNSAFE_PATH", `${real} exists and is not a regular file`, { hint: "remove or rename it" });
+  return st;
+}
+
+/**
+ * Replace `root/rel` atomically with `bytes` at `mode`, every directory opened without following
+ * links (created 0755-style at `dirMode` when missing, and set to it). Adds the file's directory
+ * to `changed` for the caller's fsync.
+ */
+export async function writeInTree(root: string, rel: string, bytes: Uint8Array, mode: number, dirMode: number, changed: Set<string>, fault?: WriteFault): Promise<void> {
+  const [dirRel, name] = splitRel(rel);
+  const dir = (await openDirChain(root, dirRel, { create: { mode: dirMode, changed }, fixMode: dirMode })) as DirHandle;
+  try {
+    await lstatIn(dir, name);
+    const file = path.join(dir.real, name);
+    const tmp = await prepareTemp(file, bytes, mode, fault, dir.path);
+    await commitTemp(tmp, file, path.join(dir.path, name), fault);
+    changed.add(dir.real);
+  } finally {
+    await dir.close();
+  }
+}
+
+/**
+ * Set every existing directory on the way to each of `dirRels` (and public/ itself) to `mode`,
+ * through handles. Returns the directories changed; a missing or refused component stops that
+ * chain (the write of its outputs reports it).
+ */
+export async function fixDirModes(root: string, dirRels: Iterable<string>, mode: number): Promise<Array<{ dir: string; from: number }>> {
+  const fixed: Array<{ dir: string; from: number }> = [];
+  const done = new Set<string>();
+  const onModeFixed = (dir: string, from: number) => {
+    if (!done.has(dir)) fixed.push({ dir, from });
+    done.add(dir);
+  };
+  for (const rel of new Set(dirRels)) {
+    try {
+      const h = await openDirChain(root, rel, { fixMode: mode, onModeFixed });
+      await h?.close();
+    } catch {
+      // reported by the writes that need this directory
+    }
+  }
+  return fixed;
+}
+
+/**
+ * Delete `root/rel` only when every directory on its way is a real directory inside the tree,
+ * it is a regular file, and `owns(bytes)` says it still holds what vault-render wrote. Returns
+ * "gone" when it is already missing, "modified" (kept) when its bytes changed.
+ */
+export async function removeOwnedFile(root: string, rel: string, owns: (bytes: Buffer) => boolean, dryRun = false): Promise<"deleted" | "gone" | "modified"> {
+  const [dirRel, name] = splitRel(rel);
+  const dir = await openDirChain(root, dirRel);
+  if (!dir) return "gone";
+  try {
+    const real = path.join(dir.real, name);
+    let st;
+    try {
+      st = await lstat(path.join(dir.path, name));
+    } catch (e) {
+      if (errnoOf(e) === "ENOENT") return "gone";
+      throw writeError("inspect", real, e);
+    }
+    if (!st.isFile()) {
+      throw new VrError("UNSAFE_PATH", `not deleting ${real}: it is no longer a regular file`, { hint: "remove it by hand if it is not needed" });
+    }
+    let bytes: Buffer;
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(path.join(dir.path, name), C.O_RDONLY | C.O_NOFOLLOW);
+      bytes = await fh.readFile();
+    } catch (e) {
+      throw writeError("read", real, e);
+    } finally {
+      await fh?.close();
+    }
+    if (!owns(bytes)) return "modified";
+    if (dryRun) return "deleted";
+    try {
+      await unlink(path.join(dir.path, name));
+    } catch (e) {
+      if (errnoOf(e) === "ENOENT") return "gone";
+      throw writeError("delete", real, e);
+    }
+    return "deleted";
+  } finally {
+    await dir.close();
+  }
+}
+
+/**
+ * Remove stale temp files (our reserved prefix) in the directories `dirRels` of public/, each
+ * opened without following links: a directory replaced by a symlink is skipped, never entered.
+ */
+export async function cleanStaleTempsInTree(root: string, dirRels: Iterable<string>): Promise<number> {
+  let n = 0;
+  for (const rel of new Set(dirRels)) {
+    let dir: DirHandle | null;
+    try {
+      dir = await openDirChain(root, rel);
+    } catch {
+      continue;
+    }
+    if (!dir) continue;
+    try {
+      let names: string[];
+      try {
+        names = await readdir(dir.path);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (!name.startsWith(TEMP_PREFIX)) continue;
+        try {
+          const st = await lstat(path.join(dir.path, name));
+          if (!st.isFile()) continue;
+          await unlink(path.join(dir.path, name));
+          n++;
+        } catch {
+          // gone already
+        }
+      }
+    } finally {
+      await dir.close();
+    }
+  }
+  return n;
 }

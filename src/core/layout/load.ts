@@ -9,6 +9,7 @@ import type { z } from "zod";
 import { ExitCode, VrError } from "../errors.js";
 import { checkOutputPath } from "../paths.js";
 import { parseDuration } from "../duration.js";
+import { checkTreesSeparate } from "./overlap.js";
 import { layoutSchema } from "./schema.js";
 import { checkEnvKey } from "../render/dotenv.js";
 import type { DotenvDialect } from "../render/dotenv.js";
@@ -197,7 +198,9 @@ export async function loadLayout(file: string, env: Env): Promise<ResolvedLayout
       exit: ExitCode.Usage,
     });
   }
-  return resolveLayoutText(abs, text, env);
+  const layout = resolveLayoutText(abs, text, env);
+  await checkTreesSeparate(abs, layout.publicDir, layout.agentDir);
+  return layout;
 }
 
 export function resolveLayoutText(abs: string, text: string, env: Env): ResolvedLayout {
