@@ -146,7 +146,9 @@ export async function renderOutput(o: FileOutput, results: SourceResults, layout
     }
     case "template": {
       const parts = await loadTemplate(o, layoutDir, templates);
-      const text = renderTemplate(parts, (ref) => valueText(lookupValue(results, ref, o.file)), o.file);
+      // A missing key names its place: the template file's line and column (or the inline text's).
+      const where = o.inline !== undefined ? o.file : `${o.file}: ${o.template as string}`;
+      const text = renderTemplate(parts, (ref, at) => valueText(lookupValue(results, ref, at)), where);
       return { bytes: Buffer.from(text, "utf8") };
     }
   }
