@@ -77,6 +77,11 @@ function collectEntries(o: Extract<FileOutput, { format: "env" | "json" }>, resu
     const d = getData(results, source, o.file);
     for (const k of Object.keys(d.data).sort()) add(prefix + k, d.data[k], `${source}.${k}`);
   }
+  if (out.length === 0 && !o.allowEmpty) {
+    throw new VrError("RENDER", `${o.file}: renders no keys (its sources hold none): refusing to write an empty ${o.format === "env" ? ".env file" : "JSON object"}`, {
+      hint: 'check the secret in Vault; set "allowEmpty": true on the output if an empty file is intended',
+    });
+  }
   return out;
 }
 
