@@ -1,7 +1,7 @@
 /**
  * Inputs and promises (issue 10), end to end: the built CLI against the Vault double.
  */
-import { readFile, stat } from "node:fs/promises";
+import { chmod, lstat, readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Tree } from "./helpers.js";
@@ -48,5 +48,70 @@ describe("an output that renders no keys", () => {
     expect(r).toMatchObject({ code: 0, stderr: "" });
     expect(await readFile(path.join(t.publicDir, "all.env"), "utf8")).toBe("");
     expect(await readFile(path.join(t.publicDir, "all.json"), "utf8")).toBe("{}\n");
+  });
+});
+
+/** Names, bytes, modes and mtimes of a tree, the directory itself included. */
+async function exactSnapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (rel: string) => {
+    const abs = path.join(dir, rel);
+    let st;
+    try {
+      st = await lstat(abs);
+    } catch {
+      out[rel || "."] = "absent";
+      return;
+    }
+    const head = `mode=${(st.mode & 0o7777).toString(8)} mtime=${st.mtimeMs} ino=${st.ino}`;
+    if (st.isDirectory()) {
+      out[(rel || ".") + "/"] = head;
+      for (const n of (await readdir(abs)).sort()) await walk(rel ? `${rel}/${n}` : n);
+    } else {
+      out[rel] = `${head} bytes=${st.isFile() ? (await readFile(abs)).toString("base64") : "-"}`;
+    }
+  };
+  await walk("");
+  return out;
+}
+
+async function snapBoth(t: Tree) {
+  return { agent: await exactSnapshot(t.agentDir), pub: await exactSnapshot(t.publicDir) };
+}
+
+describe("sync --dry-run and check write nothing", () => {
+  it("on a first run (no token, no state.key, no public/ yet)", async () => {
+    const t = await tree();
+    t.double.kvPut("secret", "app", { password: "hunter22" });
+    const before = await snapBoth(t);
+    expect(Object.keys(before.agent)).not.toContain("token");
+    expect(Object.keys(before.agent)).not.toContain("state.key");
+    const dry = await t.run(["sync", "--dry-run"]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/create\s+app\.env/);
+    expect(await snapBoth(t)).toEqual(before);
+    await t.run(["check"]);
+    expect(await snapBoth(t)).toEqual(before);
+  });
+
+  it("when the token needs renewal or a new login, and when agent-only/ is not 0700", async () => {
+    const t = await tree({ tokenTtl: 3600, tokenMaxTtl: 4000 });
+    t.double.kvPut("secret", "app", { password: "hunter22" });
+    expect((await t.run(["sync"])).code).toBe(0);
+    t.double.kvPut("secret", "app", { password: "hunter23" });
+    // Past half the TTL and so near the max TTL that renewing cannot help: a sync would log in again.
+    t.double.advanceTime(3800);
+    const env = { VAULT_RENDER_TEST_NOW_OFFSET: "3800" };
+    await chmod(t.agentDir, 0o750);
+    const before = await snapBoth(t);
+    const dry = await t.run(["sync", "--dry-run"], { env });
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/update\s+app\.env/);
+    expect(await snapBoth(t)).toEqual(before);
+    await t.run(["check"], { env });
+    expect(await snapBoth(t)).toEqual(before);
+    // The real sync does log in again and write the token.
+    expect((await t.run(["sync"], { env })).code).toBe(0);
+    expect((await snapBoth(t)).agent.token).not.toEqual(before.agent.token);
   });
 });

@@ -90,8 +90,12 @@ export class StateStore {
     await writePrivate(this.file, JSON.stringify(state, null, 1) + "\n");
   }
 
-  /** The HMAC key, created on first use. */
-  async hmacKey(): Promise<Buffer> {
+  /**
+   * The HMAC key, created on first use. With `create: false` (check, dry runs: they write nothing)
+   * a missing key is replaced by a throwaway one held in memory: nothing recorded can match it
+   * anyway, since no state was ever written under a key.
+   */
+  async hmacKey(opts: { create?: boolean } = {}): Promise<Buffer> {
     if (this.key) return this.key;
     const existing = await readPrivate(this.keyFile);
     if (existing && existing.length >= 32) {
@@ -99,6 +103,10 @@ export class StateStore {
       return existing;
     }
     const k = randomBytes(32);
+    if (opts.create === false) {
+      this.key = k;
+      return k;
+    }
     try {
       await writePrivate(this.keyFile, k);
     } catch (e) {
