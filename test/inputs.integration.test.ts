@@ -115,3 +115,47 @@ describe("sync --dry-run and check write nothing", () => {
     expect((await snapBoth(t)).agent.token).not.toEqual(before.agent.token);
   });
 });
+
+describe("names inherited from Object.prototype", () => {
+  it("constructor, toString, valueOf and __proto__ as source, hook, output file, env/json keys and Vault keys work end to end", async () => {
+    const t = await tree({
+      layout: baseLayout({
+        sources: { constructor: { type: "kv", mount: "secret", path: "proto" } },
+        hooks: { toString: { command: ["sh", "-c", "echo ran >> hook.log"] } },
+        outputs: [
+          { file: "constructor", format: "env", from: ["constructor"], hooks: ["toString"] },
+          { file: "keys.env", format: "env", keys: { constructor: "constructor.constructor", toString: "constructor.__proto__", valueOf: "constructor.valueOf" } },
+          { file: "proto.json", format: "json", from: ["constructor"] },
+          { file: "t.conf", format: "template", inline: "{{ constructor.__proto__ }}/{{ constructor.constructor }}\n" },
+        ],
+      }),
+    });
+    // A KV secret whose keys are prototype names (JSON.parse makes "__proto__" an own key).
+    const data = JSON.parse('{"constructor":"c-value","__proto__":"p-value","valueOf":"v-value"}') as Record<string, unknown>;
+    t.double.kvPut("secret", "proto", data);
+    const r1 = await t.run(["sync"]);
+    expect(r1, r1.stderr).toMatchObject({ code: 0, stderr: "" });
+    const read = (f: string) => readFile(path.join(t.publicDir, f), "utf8");
+    expect(await read("constructor")).toBe("__proto__='p-value'\nconstructor='c-value'\nvalueOf='v-value'\n");
+    expect(await read("keys.env")).toBe("constructor='c-value'\ntoString='p-value'\nvalueOf='v-value'\n");
+    expect(await read("proto.json")).toBe('{\n  "__proto__": "p-value",\n  "constructor": "c-value",\n  "valueOf": "v-value"\n}\n');
+    expect(await read("t.conf")).toBe("p-value/c-value\n");
+    expect(await readFile(path.join(t.dir, "hook.log"), "utf8")).toBe("ran\n");
+
+    // Nothing changed: nothing written, the hook does not run again.
+    const before = await exactSnapshot(t.publicDir);
+    const r2 = await t.run(["sync"]);
+    expect(r2, r2.stderr).toMatchObject({ code: 0, stderr: "" });
+    expect(await exactSnapshot(t.publicDir)).toEqual(before);
+    expect(await readFile(path.join(t.dir, "hook.log"), "utf8")).toBe("ran\n");
+    const check = await t.run(["check"]);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+
+    // The recorded key hashes survive a reload, "__proto__" included: a changed value is "~", not "+".
+    t.double.kvPut("secret", "proto", JSON.parse('{"constructor":"c-value","__proto__":"p-value-2","valueOf":"v-value"}') as Record<string, unknown>);
+    const dry = await t.run(["sync", "--dry-run"]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/update\s+constructor\s+keys: ~__proto__ /);
+    expect(dry.stdout).toMatch(/update\s+keys\.env\s+keys: ~toString /);
+  });
+});

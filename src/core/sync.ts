@@ -114,9 +114,9 @@ export async function prepareAgentDir(layout: ResolvedLayout, log: Logger, readO
 function keyDiff(before: Record<string, string> | undefined, after: Record<string, string> | undefined) {
   if (!after) return {};
   const b = before ?? {};
-  const added = Object.keys(after).filter((k) => !(k in b));
-  const removed = Object.keys(b).filter((k) => !(k in after));
-  const changed = Object.keys(after).filter((k) => k in b && b[k] !== after[k]);
+  const added = Object.keys(after).filter((k) => !Object.hasOwn(b, k));
+  const removed = Object.keys(b).filter((k) => !Object.hasOwn(after, k));
+  const changed = Object.keys(after).filter((k) => Object.hasOwn(b, k) && b[k] !== after[k]);
   return { keysAdded: added, keysRemoved: removed, keysChanged: changed };
 }
 
