@@ -114,9 +114,9 @@ function jsonDrift(expected: Map<string, unknown>, disk: string) {
     return null;
   }
   if (!obj || typeof obj !== "object" || Array.isArray(obj)) return null;
-  const added = [...expected.keys()].filter((k) => !(k in obj));
+  const added = [...expected.keys()].filter((k) => !Object.hasOwn(obj, k));
   const removed = Object.keys(obj).filter((k) => !expected.has(k));
-  const changed = [...expected.keys()].filter((k) => k in obj && JSON.stringify(obj[k]) !== JSON.stringify(expected.get(k)));
+  const changed = [...expected.keys()].filter((k) => Object.hasOwn(obj, k) && JSON.stringify(obj[k]) !== JSON.stringify(expected.get(k)));
   return { added, removed, changed };
 }
 

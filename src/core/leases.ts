@@ -54,9 +54,10 @@ export class LeaseStore {
     if (this.cache) return this.cache;
     const buf = await readPrivate(this.file);
     try {
-      this.cache = buf ? (JSON.parse(buf.toString("utf8")) as Cache) : {};
+      // Without a prototype, so a lease source named "constructor" is only itself.
+      this.cache = Object.assign(Object.create(null) as Cache, buf ? (JSON.parse(buf.toString("utf8")) as Cache) : {});
     } catch {
-      this.cache = {};
+      this.cache = Object.create(null) as Cache;
     }
     return this.cache;
   }

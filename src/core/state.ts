@@ -10,14 +10,41 @@ import { z } from "zod";
 import { readPrivate, writePrivate } from "./writer.js";
 import { ExitCode, VrError } from "./errors.js";
 
+/**
+ * A record read into an object without a prototype: an output, hook, lease or key named
+ * "constructor" or "__proto__" is stored and found as itself (z.record drops "__proto__", and a
+ * plain object answers "toString" with a function).
+ */
+function dict<T extends z.ZodType>(value: T) {
+  return z.unknown().transform((input, ctx): Record<string, z.output<T>> => {
+    const out = Object.create(null) as Record<string, z.output<T>>;
+    if (input === null || typeof input !== "object" || Array.isArray(input)) {
+      ctx.addIssue({ code: "custom", message: "expected an object" });
+      return z.NEVER;
+    }
+    const rec = input as Record<string, unknown>;
+    for (const k of Object.keys(rec)) {
+      const r = value.safeParse(rec[k]);
+      if (r.success) out[k] = r.data;
+      else ctx.addIssue({ code: "custom", message: r.error.message, path: [k] });
+    }
+    return out;
+  });
+}
+
+/** An empty record without a prototype. */
+export function emptyDict<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
 const errorRecord = z.object({ code: z.string(), message: z.string(), at: z.string() });
 
 const outputState = z.object({
   hash: z.string(),
   size: z.number(),
   /** Per-key keyed hashes for env/json outputs (for a redacted plan/diff). */
-  keys: z.record(z.string(), z.string()).optional(),
-  sources: z.record(z.string(), z.object({ version: z.number().optional() })).default({}),
+  keys: dict(z.string()).optional(),
+  sources: dict(z.object({ version: z.number().optional() })).default(emptyDict),
   writtenAt: z.string(),
   lastError: errorRecord.nullable().default(null),
 });
@@ -67,15 +94,15 @@ const pendingRevoke = z.object({ leaseId: z.string(), source: z.string(), afterH
 
 const stateSchema = z.object({
   version: z.literal(1),
-  outputs: z.record(z.string(), outputState).default({}),
+  outputs: dict(outputState).default(emptyDict),
   /** Failures of outputs that never had a good write. */
-  failures: z.record(z.string(), errorRecord).default({}),
-  mounts: z.record(z.string(), z.union([z.literal(1), z.literal(2)])).default({}),
+  failures: dict(errorRecord).default(emptyDict),
+  mounts: dict(z.union([z.literal(1), z.literal(2)])).default(emptyDict),
   secretIdPlainHash: z.string().optional(),
-  pki: z.record(z.string(), pkiState).default({}),
-  leases: z.record(z.string(), leaseState).default({}),
+  pki: dict(pkiState).default(emptyDict),
+  leases: dict(leaseState).default(emptyDict),
   token: tokenState.optional(),
-  pendingHooks: z.record(z.string(), pendingHook).default({}),
+  pendingHooks: dict(pendingHook).default(emptyDict),
   pendingRevokes: z.array(pendingRevoke).default([]),
   lastRun: z.object({ at: z.string(), exit: z.number(), summary: z.string() }).optional(),
   lastSuccessAt: z.string().optional(),
@@ -87,7 +114,7 @@ export type PkiState = z.infer<typeof pkiState>;
 export type TokenState = z.infer<typeof tokenState>;
 
 export function emptyState(): State {
-  return { version: 1, outputs: {}, failures: {}, mounts: {}, pki: {}, leases: {}, pendingHooks: {}, pendingRevokes: [] };
+  return { version: 1, outputs: emptyDict(), failures: emptyDict(), mounts: emptyDict(), pki: emptyDict(), leases: emptyDict(), pendingHooks: emptyDict(), pendingRevokes: [] };
 }
 
 export class StateStore {
@@ -115,8 +142,12 @@ export class StateStore {
     await writePrivate(this.file, JSON.stringify(state, null, 1) + "\n");
   }
 
-  /** The HMAC key, created on first use. */
-  async hmacKey(): Promise<Buffer> {
+  /**
+   * The HMAC key, created on first use. With `create: false` (check, dry runs: they write nothing)
+   * a missing key is replaced by a throwaway one held in memory: nothing recorded can match it
+   * anyway, since no state was ever written under a key.
+   */
+  async hmacKey(opts: { create?: boolean } = {}): Promise<Buffer> {
     if (this.key) return this.key;
     const existing = await readPrivate(this.keyFile);
     if (existing && existing.length >= 32) {
@@ -124,6 +155,10 @@ export class StateStore {
       return existing;
     }
     const k = randomBytes(32);
+    if (opts.create === false) {
+      this.key = k;
+      return k;
+    }
     try {
       await writePrivate(this.keyFile, k);
     } catch (e) {

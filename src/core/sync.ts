@@ -95,7 +95,7 @@ export interface SyncResult {
 }
 
 /** Check agent-only/ exists as a real directory; keep it 0700. */
-export async function prepareAgentDir(layout: ResolvedLayout, log: Logger): Promise<void> {
+export async function prepareAgentDir(layout: ResolvedLayout, log: Logger, readOnly = false): Promise<void> {
   let st;
   try {
     st = await lstat(layout.agentDir);
@@ -108,7 +108,9 @@ export async function prepareAgentDir(layout: ResolvedLayout, log: Logger): Prom
   if (!st.isDirectory()) {
     throw new VrError("AGENT_DIR", `agent-only path ${layout.agentDir} is not a directory; nothing was changed`, { hint: "agent-only/ must be a directory (mkdir -m 700)", exit: ExitCode.Environment });
   }
-  if ((st.mode & 0o777) !== PRIVATE_DIR_MODE) {
+  if ((st.mode & 0o777) !== PRIVATE_DIR_MODE && readOnly) {
+    log.warn({ dir: layout.agentDir }, "agent-only/ is not 0700 (a sync sets it)");
+  } else if ((st.mode & 0o777) !== PRIVATE_DIR_MODE) {
     try {
       await chmod(layout.agentDir, PRIVATE_DIR_MODE);
       log.info({ dir: layout.agentDir }, "set agent-only/ to mode 0700");
@@ -121,9 +123,9 @@ export async function prepareAgentDir(layout: ResolvedLayout, log: Logger): Prom
 function keyDiff(before: Record<string, string> | undefined, after: Record<string, string> | undefined) {
   if (!after) return {};
   const b = before ?? {};
-  const added = Object.keys(after).filter((k) => !(k in b));
-  const removed = Object.keys(b).filter((k) => !(k in after));
-  const changed = Object.keys(after).filter((k) => k in b && b[k] !== after[k]);
+  const added = Object.keys(after).filter((k) => !Object.hasOwn(b, k));
+  const removed = Object.keys(b).filter((k) => !Object.hasOwn(after, k));
+  const changed = Object.keys(after).filter((k) => Object.hasOwn(b, k) && b[k] !== after[k]);
   return { keysAdded: added, keysRemoved: removed, keysChanged: changed };
 }
 
@@ -171,7 +173,7 @@ export async function loadForRun(opts: SyncOptions): Promise<ResolvedLayout> {
   if (layout.vault.skipVerify && layout.vault.address.startsWith("https:")) {
     opts.log.warn({ address: layout.vault.address }, "TLS verification of Vault is DISABLED (skip-verify): anyone on the path can read the secrets");
   }
-  await prepareAgentDir(layout, opts.log);
+  await prepareAgentDir(layout, opts.log, opts.dryRun);
   return layout;
 }
 
@@ -209,10 +211,11 @@ export async function recoverInterrupted(layout: ResolvedLayout, log: Logger): P
   if (rolled) log.warn({ count: rolled }, `completed an interrupted certificate set commit (${rolled} files)`);
 }
 
-export async function openSession(layout: ResolvedLayout, opts: SyncOptions, readOnly = false): Promise<Session> {
+/** `readOnly` (check, and every dry run): nothing is written to agent-only/ — no token, no state.key. */
+export async function openSession(layout: ResolvedLayout, opts: SyncOptions, readOnly = opts.dryRun): Promise<Session> {
   const store = new StateStore(layout.agentDir);
   const state = await store.load();
-  const hmacKey = await store.hmacKey();
+  const hmacKey = await store.hmacKey({ create: !readOnly });
   const client = new VaultClient(layout.vault, {
     sleep: opts.clock.sleep,
     random: opts.clock.random,

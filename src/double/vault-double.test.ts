@@ -611,3 +611,18 @@ describe("ACL matching", () => {
     expect(goDuration(90)).toBe("1m30s");
   });
 });
+
+describe("KV keys that are Object.prototype names", () => {
+  it("returns a secret whose keys are __proto__ and constructor as stored (a Go map carries any key)", async () => {
+    const d = await startVaultDouble();
+    try {
+      d.mountKv("secret", 2);
+      d.kvPut("secret", "p", JSON.parse('{"__proto__":"p","constructor":"c"}') as Record<string, unknown>);
+      const res = await fetch(`${d.url}/v1/secret/data/p`, { headers: { "X-Vault-Token": d.rootToken } });
+      const text = await res.text();
+      expect(text).toContain('"data":{"__proto__":"p","constructor":"c"}');
+    } finally {
+      await d.close();
+    }
+  });
+});

@@ -254,7 +254,8 @@ function isObj(v: unknown): v is Obj {
 function sortDeep(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortDeep);
   if (isObj(v)) {
-    const out: Obj = {};
+    // Without a prototype: a key "__proto__" (a Go map carries any key) stays a key.
+    const out = Object.create(null) as Obj;
     for (const k of Object.keys(v).sort()) out[k] = sortDeep(v[k]);
     return out;
   }

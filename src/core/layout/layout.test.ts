@@ -36,6 +36,61 @@ describe("layout validation", () => {
     ]);
   });
 
+  it("names schema errors and semantic errors together, in one run", () => {
+    const doc = base() as Record<string, unknown>;
+    doc.sources = { db: { type: "kv", mount: "secret", path: "db", kvVersion: 1, version: 3 }, bad: { type: "kv", mount: "secret/", path: "x" } };
+    doc.hooks = { restart: { command: "docker restart app" } };
+    doc.outputs = [
+      { file: "a.env", format: "env", keys: { DB: "bad.password" }, hooks: ["restart"] },
+      { file: "b", format: "yaml" },
+      { file: "../escape", format: "raw", value: "db.password" },
+      { file: "c", format: "raw", value: "nope.password", hooks: ["missing"] },
+    ];
+    expect(issuesOf(doc)).toEqual([
+      "$.sources.bad.mount: a mount path without a trailing /",
+      '$.outputs[1].format: expected one of "env", "raw", "json", "template", "pki"',
+      '$.outputs[2].file: must not contain "." or ".." segments (paths stay inside public/)',
+      '$.outputs[3].value: unknown source "nope" (defined sources: db, bad)',
+      '$.outputs[3].hooks[0]: unknown hook "missing" (defined hooks: restart)',
+      '$.hooks.restart.command: an argv array such as ["docker", "restart", "app"] (or set "shell": true)',
+      "$.sources.db.version: version pinning needs a KV v2 source",
+    ]);
+  });
+
+  it("looks names up without the prototype: constructor, toString and __proto__ are not defined sources or hooks", () => {
+    const doc = base() as Record<string, unknown>;
+    doc.outputs = [
+      { file: "a", format: "raw", value: "toString.x", hooks: ["constructor"] },
+      { file: "b.env", format: "env", keys: { X: "hasOwnProperty.y" }, from: ["valueOf"] },
+    ];
+    expect(issuesOf(doc)).toEqual([
+      '$.outputs[0].value: unknown source "toString" (defined sources: db)',
+      '$.outputs[0].hooks[0]: unknown hook "constructor" (defined hooks: none)',
+      '$.outputs[1].keys.X: unknown source "hasOwnProperty" (defined sources: db)',
+      '$.outputs[1].from[0]: unknown source "valueOf" (defined sources: db)',
+    ]);
+    const proto = JSON.parse(
+      '{"version":1,"auth":{"approle":{"roleIdFile":"r","secretIdFile":"s"}},"sources":{"__proto__":{"type":"kv","mount":"secret","path":"x"}},' +
+        '"hooks":{"__proto__":{"command":["true"]}},"outputs":[{"file":"a.env","format":"env","keys":{"__proto__":"__proto__.k"},"hooks":["__proto__"]}]}',
+    ) as unknown;
+    expect(issuesOf(proto)).toEqual(
+      expect.arrayContaining([
+        '$.sources.__proto__: "__proto__" is a reserved name',
+        '$.hooks.__proto__: "__proto__" is a reserved name',
+        '$.outputs[0].keys.__proto__: "__proto__" is a reserved name',
+        '$.outputs[0].hooks[0]: unknown hook "__proto__" (defined hooks: none)',
+      ]),
+    );
+    // Names that are only prototype names elsewhere are ordinary names here.
+    const ok = base() as Record<string, unknown>;
+    ok.sources = { constructor: { type: "kv", mount: "secret", path: "db" } };
+    ok.hooks = { toString: { command: ["true"] } };
+    ok.outputs = [{ file: "constructor", format: "env", keys: { constructor: "constructor.toString" }, hooks: ["toString"] }];
+    const v = validateLayout(ok);
+    expect(v.issues).toEqual([]);
+    expect(Object.keys(v.layout?.outputs[0] && "keys" in v.layout.outputs[0] ? (v.layout.outputs[0].keys ?? {}) : {})).toEqual(["constructor"]);
+  });
+
   it("refuses path escapes, duplicates and unknown sources", () => {
     const doc = base();
     doc.outputs = [

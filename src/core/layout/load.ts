@@ -10,11 +10,11 @@ import { ExitCode, VrError } from "../errors.js";
 import { checkOutputPath } from "../paths.js";
 import { parseDuration } from "../duration.js";
 import { checkTreesSeparate } from "./overlap.js";
-import { layoutSchema } from "./schema.js";
+import { hookSchema, layoutSchema, outputSchema, sourceSchema } from "./schema.js";
 import { checkEnvKey } from "../render/dotenv.js";
 import type { DotenvDialect } from "../render/dotenv.js";
 import { isPki, outputFiles, pkiFiles } from "./outputs.js";
-import type { Layout, OutputSpec, SourceSpec } from "./schema.js";
+import type { HookSpec, Layout, OutputSpec, SourceSpec } from "./schema.js";
 import { cutText } from "../redact.js";
 
 export interface LayoutIssue {
@@ -87,18 +87,108 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
+/** A copy without a prototype, so names such as "constructor" or "toString" are only what they are. */
+export function nullProto<T>(rec: Record<string, T>): Record<string, T> {
+  const out = Object.create(null) as Record<string, T>;
+  for (const k of Object.keys(rec)) out[k] = rec[k] as T;
+  return out;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/** What the semantic checks look at: the parts of the document that are valid on their own. */
+interface Checkable {
+  /** Every source / hook name the document declares (valid or not: an invalid one is not "unknown"). */
+  sourceNames: ReadonlySet<string>;
+  hookNames: ReadonlySet<string>;
+  sources: Array<[string, SourceSpec]>;
+  hooks: Array<[string, HookSpec]>;
+  /** By index; undefined where the output itself is invalid. */
+  outputs: Array<OutputSpec | undefined>;
+  approle: Partial<Record<"roleIdFile" | "secretIdFile", string>>;
+}
+
+/**
+ * `__proto__` cannot be a name in a layout: JSON.parse makes it an own key, but every copy into a
+ * plain object turns it into a prototype, so it would silently vanish.
+ */
+function reservedNames(doc: unknown): LayoutIssue[] {
+  const issues: LayoutIssue[] = [];
+  if (!isRecord(doc)) return issues;
+  const check = (rec: unknown, at: Array<string | number>) => {
+    if (isRecord(rec) && Object.hasOwn(rec, "__proto__")) issues.push({ path: jsonPath([...at, "__proto__"]), message: '"__proto__" is a reserved name' });
+  };
+  check(doc.sources, ["sources"]);
+  check(doc.hooks, ["hooks"]);
+  if (Array.isArray(doc.outputs)) doc.outputs.forEach((o, i) => isRecord(o) && check(o.keys, ["outputs", i, "keys"]));
+  return issues;
+}
+
+/** The pieces of a document that fails the schema which still validate alone, for the semantic checks. */
+function checkableParts(doc: unknown): Checkable {
+  const d = isRecord(doc) ? doc : {};
+  const rawSources = isRecord(d.sources) ? d.sources : {};
+  const rawHooks = isRecord(d.hooks) ? d.hooks : {};
+  const approle = isRecord(d.auth) && isRecord(d.auth.approle) ? d.auth.approle : {};
+  const valid = <T>(schema: z.ZodType<T>, v: unknown): T | undefined => {
+    const r = schema.safeParse(v);
+    return r.success ? r.data : undefined;
+  };
+  const pairs = <T>(rec: Record<string, unknown>, schema: z.ZodType<T>): Array<[string, T]> =>
+    Object.keys(rec).flatMap((k) => {
+      const v = valid(schema, rec[k]);
+      return v === undefined ? [] : [[k, v] as [string, T]];
+    });
+  return {
+    sourceNames: new Set(Object.keys(rawSources)),
+    hookNames: new Set(Object.keys(rawHooks)),
+    sources: pairs(rawSources, sourceSchema),
+    hooks: pairs(rawHooks, hookSchema),
+    outputs: Array.isArray(d.outputs) ? d.outputs.map((o) => valid(outputSchema, o)) : [],
+    approle: {
+      roleIdFile: typeof approle.roleIdFile === "string" && approle.roleIdFile ? approle.roleIdFile : undefined,
+      secretIdFile: typeof approle.secretIdFile === "string" && approle.secretIdFile ? approle.secretIdFile : undefined,
+    },
+  };
+}
+
 /** Pure validation of a parsed JSON document. Returns the typed layout or the list of issues. */
 export function validateLayout(doc: unknown): { layout: Layout; issues: [] } | { layout: null; issues: LayoutIssue[] } {
   const parsed = layoutSchema.safeParse(doc);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => ({ path: jsonPath(i.path), message: describeIssue(i) }));
-    return { layout: null, issues };
+  const issues: LayoutIssue[] = [];
+  let parts: Checkable;
+  if (parsed.success) {
+    const l = parsed.data;
+    parts = {
+      sourceNames: new Set(Object.keys(l.sources)),
+      hookNames: new Set(Object.keys(l.hooks ?? {})),
+      sources: Object.entries(l.sources),
+      hooks: Object.entries(l.hooks ?? {}),
+      outputs: l.outputs,
+      approle: l.auth.approle,
+    };
+  } else {
+    // Schema errors and semantic errors are reported together: the semantic checks run on every
+    // part of the document that is valid on its own.
+    issues.push(...parsed.error.issues.map((i) => ({ path: jsonPath(i.path), message: describeIssue(i) })));
+    parts = checkableParts(doc);
   }
+  issues.push(...reservedNames(doc), ...semanticIssues(parts));
+  if (issues.length || !parsed.success) return { layout: null, issues };
+  // Records without a prototype: a hook, source or key named "constructor" is looked up as itself.
   const layout = parsed.data;
+  layout.sources = nullProto(layout.sources);
+  if (layout.hooks) layout.hooks = nullProto(layout.hooks);
+  for (const o of layout.outputs) if ((o.format === "env" || o.format === "json") && o.keys) o.keys = nullProto(o.keys);
+  return { layout, issues: [] };
+}
+
+function semanticIssues(p: Checkable): LayoutIssue[] {
   const issues: LayoutIssue[] = [];
   const seen = new Map<string, number>();
-  const hooks = layout.hooks ?? {};
-  layout.outputs.forEach((o, i) => {
+  const names = (set: ReadonlySet<string>) => [...set].join(", ") || "none";
+  p.outputs.forEach((o, i) => {
+    if (!o) return;
     const problem = checkOutputPath(isPki(o) ? o.dir : o.file);
     if (problem) {
       issues.push({ path: jsonPath(["outputs", i, isPki(o) ? "dir" : "file"]), message: problem });
@@ -107,8 +197,8 @@ export function validateLayout(doc: unknown): { layout: Layout; issues: [] } | {
     if (isPki(o)) {
       for (const [part, rel] of Object.entries(pkiFiles(o))) {
         const name = rel.slice(path.posix.normalize(o.dir).length + 1);
-        const p = name.includes("/") ? "must be a file name, not a path" : checkOutputPath(name);
-        if (p) issues.push({ path: jsonPath(["outputs", i, "files", part]), message: p });
+        const pr = name.includes("/") ? "must be a file name, not a path" : checkOutputPath(name);
+        if (pr) issues.push({ path: jsonPath(["outputs", i, "files", part]), message: pr });
       }
     }
     for (const norm of outputFiles(o)) {
@@ -123,25 +213,25 @@ export function validateLayout(doc: unknown): { layout: Layout; issues: [] } | {
     // not a per-run render failure: it can never succeed.
     if (o.format === "env") {
       for (const k of Object.keys(o.keys ?? {})) {
-        const p = checkEnvKey(k, (o.dialect ?? "portable") as DotenvDialect);
-        if (p) issues.push({ path: jsonPath(["outputs", i, "keys", k]), message: p });
+        const pr = checkEnvKey(k, (o.dialect ?? "portable") as DotenvDialect);
+        if (pr) issues.push({ path: jsonPath(["outputs", i, "keys", k]), message: pr });
       }
     }
     for (const [where, ref] of outputRefs(o)) {
       const src = ref.split(".", 1)[0] ?? "";
-      if (!(src in layout.sources)) {
-        issues.push({ path: jsonPath(["outputs", i, ...where]), message: `unknown source "${src}" (defined sources: ${Object.keys(layout.sources).join(", ") || "none"})` });
+      if (!p.sourceNames.has(src)) {
+        issues.push({ path: jsonPath(["outputs", i, ...where]), message: `unknown source "${src}" (defined sources: ${names(p.sourceNames)})` });
       }
     }
     (o.hooks ?? []).forEach((h, j) => {
-      if (!(h in hooks)) issues.push({ path: jsonPath(["outputs", i, "hooks", j]), message: `unknown hook "${h}" (defined hooks: ${Object.keys(hooks).join(", ") || "none"})` });
+      if (!p.hookNames.has(h)) issues.push({ path: jsonPath(["outputs", i, "hooks", j]), message: `unknown hook "${h}" (defined hooks: ${names(p.hookNames)})` });
     });
   });
-  for (const [name, h] of Object.entries(hooks)) {
+  for (const [name, h] of p.hooks) {
     if (h.shell && typeof h.command !== "string") issues.push({ path: jsonPath(["hooks", name, "command"]), message: 'with "shell": true the command is one string' });
     if (!h.shell && typeof h.command === "string") issues.push({ path: jsonPath(["hooks", name, "command"]), message: 'an argv array such as ["docker", "restart", "app"] (or set "shell": true)' });
   }
-  for (const [name, s] of Object.entries(layout.sources)) {
+  for (const [name, s] of p.sources) {
     if (s.type === "kv" && s.version !== undefined && s.kvVersion === 1) {
       issues.push({ path: jsonPath(["sources", name, "version"]), message: "version pinning needs a KV v2 source" });
     }
@@ -150,11 +240,11 @@ export function validateLayout(doc: unknown): { layout: Layout; issues: [] } | {
     }
   }
   for (const f of ["roleIdFile", "secretIdFile"] as const) {
-    const problem = checkOutputPath(layout.auth.approle[f]);
+    const file = p.approle[f];
+    const problem = file === undefined ? null : checkOutputPath(file);
     if (problem) issues.push({ path: jsonPath(["auth", "approle", f]), message: `${problem} (relative to agent-only/)` });
   }
-  if (issues.length) return { layout: null, issues };
-  return { layout, issues: [] };
+  return issues;
 }
 
 /** Every source reference an output makes, with the JSON sub-path it was found at. */

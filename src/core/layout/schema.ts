@@ -107,6 +107,10 @@ const hookRefs = z
 const common = {
   file: outputFile,
   hooks: hookRefs,
+  allowEmpty: z
+    .boolean()
+    .optional()
+    .describe("env/json: an output that renders no keys (e.g. a secret emptied in Vault) is written as an empty file/object instead of failing. Default false."),
 };
 
 export const envOutputSchema = z

@@ -78,6 +78,11 @@ function collectEntries(o: Extract<FileOutput, { format: "env" | "json" }>, resu
     const d = getData(results, source, o.file);
     for (const k of Object.keys(d.data).sort()) add(prefix + k, d.data[k], `${source}.${k}`);
   }
+  if (out.length === 0 && !o.allowEmpty) {
+    throw new VrError("RENDER", `${o.file}: renders no keys (its sources hold none): refusing to write an empty ${o.format === "env" ? ".env file" : "JSON object"}`, {
+      hint: 'check the secret in Vault; set "allowEmpty": true on the output if an empty file is intended',
+    });
+  }
   return out;
 }
 
@@ -147,7 +152,9 @@ export async function renderOutput(o: FileOutput, results: SourceResults, layout
     }
     case "template": {
       const parts = await loadTemplate(o, layoutDir, templates);
-      const text = renderTemplate(parts, (ref) => valueText(lookupValue(results, ref, o.file)), o.file);
+      // A missing key names its place: the template file's line and column (or the inline text's).
+      const where = o.inline !== undefined ? o.file : `${o.file}: ${o.template as string}`;
+      const text = renderTemplate(parts, (ref, at) => valueText(lookupValue(results, ref, at)), where);
       return { bytes: Buffer.from(text, "utf8") };
     }
   }

@@ -10,14 +10,41 @@ export type TemplatePart = { text: string } | { ref: string; filters: Filter[]; 
 export type Filter = "json" | "base64" | "base64decode" | "trim";
 const FILTERS: ReadonlySet<string> = new Set(["json", "base64", "base64decode", "trim"]);
 
-function position(src: string, index: number): { line: number; col: number } {
-  const before = src.slice(0, index);
-  const line = before.split("\n").length;
-  return { line, col: index - before.lastIndexOf("\n") };
+/** Work done by one parse: characters the line/column tracker walked over (linear in the text). */
+export interface ParseStats {
+  scanned: number;
 }
 
-export function parseTemplate(src: string, where: string): TemplatePart[] {
+/**
+ * Line and column of increasing offsets, walking each character once (a fresh count from the start
+ * for every tag made parsing quadratic in the number of tags).
+ */
+class Cursor {
+  private at = 0;
+  private line = 1;
+  private lineStart = 0;
+  constructor(
+    private readonly src: string,
+    private readonly stats?: ParseStats,
+  ) {}
+
+  position(index: number): { line: number; col: number } {
+    const src = this.src;
+    for (let k = this.at; k < index; k++) {
+      if (src.charCodeAt(k) === 10) {
+        this.line++;
+        this.lineStart = k + 1;
+      }
+    }
+    if (this.stats && index > this.at) this.stats.scanned += index - this.at;
+    this.at = Math.max(this.at, index);
+    return { line: this.line, col: index - this.lineStart + 1 };
+  }
+}
+
+export function parseTemplate(src: string, where: string, stats?: ParseStats): TemplatePart[] {
   const parts: TemplatePart[] = [];
+  const cursor = new Cursor(src, stats);
   let i = 0;
   while (i < src.length) {
     const open = src.indexOf("{{", i);
@@ -27,8 +54,9 @@ export function parseTemplate(src: string, where: string): TemplatePart[] {
     }
     if (open > i) parts.push({ text: src.slice(i, open) });
     const close = src.indexOf("}}", open + 2);
-    const { line, col } = position(src, open);
+    const { line, col } = cursor.position(open);
     if (close < 0) throw new VrError("TEMPLATE", `${where}:${line}:${col}: "{{" is never closed by "}}"`);
+    if (stats) stats.scanned += close + 2 - open;
     const inner = src.slice(open + 2, close).trim();
     const [head = "", ...rest] = inner.split("|").map((s) => s.trim());
     const filters: Filter[] = [];
@@ -67,12 +95,19 @@ function applyFilters(value: string, filters: Filter[], where: string): string {
   return v;
 }
 
-export function renderTemplate(parts: TemplatePart[], lookup: (ref: string) => string, where: string): string {
+/**
+ * `lookup` gets the reference and where it stands (`<where>:<line>:<column>`), so that a missing
+ * key names its place in the template.
+ */
+export function renderTemplate(parts: TemplatePart[], lookup: (ref: string, at: string) => string, where: string): string {
   let out = "";
   for (const p of parts) {
     if ("text" in p) out += p.text;
     else if ("literal" in p) out += applyFilters(p.literal, p.filters, where);
-    else out += applyFilters(lookup(p.ref), p.filters, `${where}:${p.line}:${p.col}`);
+    else {
+      const at = `${where}:${p.line}:${p.col}`;
+      out += applyFilters(lookup(p.ref, at), p.filters, at);
+    }
   }
   return out;
 }
