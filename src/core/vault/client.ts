@@ -195,7 +195,7 @@ const TLS_CODES = new Set([
 ]);
 
 /** The first error string of a Vault error body, flattened from Go's multierror rendering. */
-function vaultMessage(body: unknown, redact: (text: string) => string): string | undefined {
+function vaultMessage(body: unknown): string | undefined {
   if (body && typeof body === "object" && Array.isArray((body as { errors?: unknown }).errors)) {
     const errs = (body as { errors: unknown[] }).errors.filter((e): e is string => typeof e === "string");
     if (errs.length === 0) return undefined;
@@ -204,9 +204,7 @@ function vaultMessage(body: unknown, redact: (text: string) => string): string |
       .split("\n")
       .map((l) => l.replace(/^\s*\*\s*/, "").trim())
       .filter((l) => l && !/^\d+ errors? occurred:$/.test(l));
-    // Redact first, then cut: a cut before redaction could leave a secret's prefix that the
-    // redactor no longer recognises.
-    return cutText(redact(lines.join("; ")), 300);
+    return lines.join("; ");
   }
   return undefined;
 }
@@ -250,17 +248,20 @@ export function classify(e: unknown, op: string, vaultPath: string, address: str
     const status = resp.statusCode;
     const body = resp.body;
     if (status >= 300 && status < 400) return redirectError(where, vaultPath, status, body);
-    const msg = vaultMessage(body, redact);
+    // Classified on Vault's text; shown redacted first, then cut (a cut before redaction could
+    // leave a secret's prefix that the redactor no longer recognises).
+    const raw = vaultMessage(body);
+    const msg = raw === undefined ? undefined : cutText(redact(raw), 300);
     const unparsed = body !== null && typeof body === "object" && (body as { __unparsed?: boolean }).__unparsed;
     if (unparsed) {
       const html = (body as { html?: boolean }).html;
       return new VaultRequestError("server", vaultPath, status, `${where}: HTTP ${status} with a non-JSON ${html ? "HTML page" : "body"} (a proxy or load balancer answered, not Vault)`, undefined, "check the proxy in front of Vault");
     }
     if (status === 403) {
-      if (msg && /invalid token/.test(msg)) {
+      if (raw && /invalid token/.test(raw)) {
         return new VaultRequestError("invalid-token", vaultPath, status, `${where}: the Vault token is invalid, expired or revoked`, body);
       }
-      if (msg && /preflight capability check/.test(msg)) {
+      if (raw && /preflight capability check/.test(raw)) {
         return new VaultRequestError("permission", vaultPath, status, `${where}: permission denied: the token has no capability on any path in this mount, or the mount does not exist`, body, `grant the AppRole's policy "read" on the secret, or declare "kvVersion" in the layout`);
       }
       const cap = op === "read" ? "read" : op === "list" ? "list" : op === "delete" ? "delete" : "create/update";
@@ -273,12 +274,12 @@ export function classify(e: unknown, op: string, vaultPath: string, address: str
         const what = m.destroyed ? "destroyed" : "deleted";
         return new VaultRequestError("deleted", vaultPath, status, `${where}: version ${m.version ?? "?"} is ${what}`, body, m.destroyed ? "write a new version or pin an older one" : "undelete it or write a new version");
       }
-      const route = msg && /no handler for route/.test(msg);
+      const route = raw && /no handler for route/.test(raw);
       return new VaultRequestError("not-found", vaultPath, status, route ? `${where}: no secrets engine is mounted at this path` : `${where}: no secret at this path (404)`, body);
     }
     if (status === 503) {
-      if (msg && /sealed/i.test(msg)) return new VaultRequestError("sealed", vaultPath, status, `${where}: Vault is sealed`, body, "unseal Vault; the last good files were kept");
-      if (msg && /(not active|no active)/i.test(msg)) return new VaultRequestError("standby", vaultPath, status, `${where}: the Vault node is a standby with no active node (${msg})`, body);
+      if (raw && /sealed/i.test(raw)) return new VaultRequestError("sealed", vaultPath, status, `${where}: Vault is sealed`, body, "unseal Vault; the last good files were kept");
+      if (raw && /(not active|no active)/i.test(raw)) return new VaultRequestError("standby", vaultPath, status, `${where}: the Vault node is a standby with no active node (${msg})`, body);
       return new VaultRequestError("server", vaultPath, status, `${where}: Vault unavailable (HTTP 503${msg ? `: ${msg}` : ""})`, body);
     }
     if (status === 429) return new VaultRequestError("rate-limited", vaultPath, status, `${where}: rate limited by Vault (HTTP 429)`, body);
