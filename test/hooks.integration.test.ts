@@ -11,7 +11,7 @@ import { baseLayout, makeTree } from "./helpers.js";
 
 let trees: Tree[] = [];
 /** Background processes the tests' hooks started (their pids, from bg.pid). */
-let leftovers: string[] = [];
+const leftovers: string[] = [];
 afterEach(async () => {
   for (const f of leftovers.splice(0)) {
     const pid = Number((await readFile(f, "utf8").catch(() => "")).trim());
