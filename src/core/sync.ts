@@ -147,6 +147,12 @@ export function describeError(e: Error | undefined): string {
   return e.message + hint;
 }
 
+/** A write refused by the local filesystem (full, read-only, not writable, I/O error). */
+function localWriteFailure(e: Error | undefined): boolean {
+  const errno = e instanceof VrError && e.code === "WRITE" ? (e.cause as NodeJS.ErrnoException | undefined)?.code : undefined;
+  return errno !== undefined && ["ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EIO"].includes(errno);
+}
+
 /** Dry run: a source whose data would only exist after a real run (new leased credentials). */
 class DryRunPending extends Error {}
 
@@ -468,6 +474,8 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
       return e instanceof VaultRequestError && e.unavailable;
     });
     exit = allUnavailable && changed.length === 0 ? ExitCode.Unavailable : ExitCode.Failed;
+    // Nothing written and every failure was public/ refusing the write (full, read-only, not writable).
+    if (exit === ExitCode.Failed && changed.length === 0 && failed.every((r) => localWriteFailure(r.error))) exit = ExitCode.Environment;
   }
   if (hookFailures.length && exit === ExitCode.Ok) exit = ExitCode.Failed;
   const counts = {

@@ -106,7 +106,7 @@ describe("disk full", () => {
     expect((await readFile(path.join(t.publicDir, "big/blob"), "utf8")).length).toBe(100_000);
   });
 
-  it.runIf(canMount)("a real full tmpfs as public/: the same outcome, and the run after freeing space converges", async () => {
+  it.runIf(canMount)("a real full tmpfs as public/: the same line, exit 5 (the only change could not be written), and the run after freeing space converges", async () => {
     const t = await tree();
     await mkdir(t.publicDir);
     expect(sh("mount", ["-t", "tmpfs", "-o", "size=128k,mode=0755", "tmpfs", t.publicDir])).toBe(true);
@@ -117,7 +117,7 @@ describe("disk full", () => {
     t.double.kvPut("secret", "app", { password: "old-password", big: "B".repeat(100_000), small: "s1" });
     await writeFile(path.join(t.publicDir, "filler"), Buffer.alloc(60_000));
     const r = await t.run(["sync"]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(5);
     expect(r.stderr).toMatch(/big\/blob: cannot write .*: ENOSPC \(hint: the disk is full; the old file was kept\)/);
     expectOneLinePerProblem(r.stderr);
     const after = await snapshot(t.publicDir);
@@ -157,7 +157,7 @@ describe("disk full", () => {
 });
 
 describe("read-only and missing directories", () => {
-  it.runIf(canMount)("a read-only public/ (ro bind mount): exit 1, EROFS named with its hint, old files intact, no temp", async () => {
+  it.runIf(canMount)("a read-only public/ (ro bind mount): exit 5 (nothing could be written), EROFS named with its hint, old files intact, no temp", async () => {
     const t = await tree();
     expect((await t.run(["sync"])).code).toBe(0);
     const before = await snapshot(t.publicDir);
@@ -166,7 +166,7 @@ describe("read-only and missing directories", () => {
     expect(sh("mount", ["-o", "remount,bind,ro", t.publicDir])).toBe(true);
     t.double.kvPut("secret", "app", { password: "new-password", big: "b".repeat(10), small: "s2" });
     const r = await t.run(["sync"]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(5);
     expect(r.stderr).toMatch(/EROFS \(hint: the filesystem is read-only; the old file was kept\)/);
     expectOneLinePerProblem(r.stderr);
     expect(await snapshot(t.publicDir)).toEqual(before);
@@ -238,7 +238,7 @@ describe("wrong ownership (the CLI run as an unprivileged user against a root-ow
     expect(await tempFiles(t.dir)).toEqual([]);
   });
 
-  it.runIf(asNobody)("agent-only/ owned by the user but public/ owned by root: EACCES with its hint per output, old files intact", async () => {
+  it.runIf(asNobody)("agent-only/ owned by the user but public/ owned by root: exit 5, EACCES with its hint per output, old files intact", async () => {
     const t = await tree();
     expect((await t.run(["sync"])).code).toBe(0);
     await chmod(t.dir, 0o755);
@@ -247,7 +247,7 @@ describe("wrong ownership (the CLI run as an unprivileged user against a root-ow
     const before = await snapshot(t.publicDir);
     t.double.kvPut("secret", "app", { password: "new-password", big: "b".repeat(10), small: "s2" });
     const r = await runAs(t, 65534, 65534);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(5);
     expect(r.stderr).toMatch(/EACCES \(hint: vault-render cannot write there: check the directory's owner and permissions\)/);
     expectOneLinePerProblem(r.stderr);
     expect(await snapshot(t.publicDir)).toEqual(before);
