@@ -1,7 +1,8 @@
 /**
  * Inputs and promises (issue 10), end to end: the built CLI against the Vault double.
  */
-import { chmod, lstat, readFile, readdir, stat } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { chmod, lstat, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Tree } from "./helpers.js";
@@ -157,5 +158,77 @@ describe("names inherited from Object.prototype", () => {
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/update\s+constructor\s+keys: ~__proto__ /);
     expect(dry.stdout).toMatch(/update\s+keys\.env\s+keys: ~toString /);
+  });
+});
+
+describe("a state file that does not parse", () => {
+  const POLICY = `
+path "secret/data/*" { capabilities = ["read"] }
+path "sys/internal/ui/mounts/*" { capabilities = ["read"] }
+path "database/creds/app" { capabilities = ["read"] }
+path "sys/leases/renew" { capabilities = ["update"] }
+path "sys/leases/revoke" { capabilities = ["update"] }
+`;
+  async function leaseTree(): Promise<Tree> {
+    const t = await tree({
+      policy: POLICY,
+      layout: baseLayout({
+        sources: { db: { type: "lease", path: "database/creds/app" } },
+        // Fails until the file "ok" exists, so the first sync leaves it pending.
+        hooks: { restart: { command: "test -f ok && echo ran >> hook.log", shell: true } },
+        outputs: [{ file: "db.env", format: "env", keys: { DB_USER: "db.username", DB_PASSWORD: "db.password" }, hooks: ["restart"] }],
+      }),
+    });
+    t.double.mountDatabase("database");
+    t.double.addDbRole("database", "app", { defaultTtl: 3600, maxTtl: 7200 });
+    const r = await t.run(["sync"]);
+    expect(r.code, r.stderr).toBe(1);
+    return t;
+  }
+  const stateFile = (t: Tree) => path.join(t.agentDir, "state.json");
+  const kept = async (t: Tree) => (await readdir(t.agentDir)).filter((n) => n.startsWith("state.json.corrupt-"));
+
+  it("truncated: kept aside (0600), a warning with its path, and the lease and the pending hook survive", async () => {
+    const t = await leaseTree();
+    const full = await readFile(stateFile(t), "utf8");
+    const leaseId = (JSON.parse(full) as { leases: { db: { leaseId: string } } }).leases.db.leaseId;
+    expect(full).toContain('"restart"');
+    const cut = full.slice(0, full.indexOf('"lastRun"') + 12);
+    await writeFile(stateFile(t), cut);
+    await writeFile(path.join(t.dir, "ok"), "");
+    const r = await t.run(["sync"]);
+    expect(r.code, r.stderr).toBe(0);
+    const names = await kept(t);
+    expect(names).toHaveLength(1);
+    const keptPath = path.join(t.agentDir, names[0] as string);
+    expect(r.stderr).toContain(`the state file is not valid JSON (truncated or damaged): ${stateFile(t)}; kept it as ${keptPath}; recovered 1 outputs, 1 leases, 1 pending hooks`);
+    expect(await readFile(keptPath, "utf8")).toBe(cut);
+    expect((await stat(keptPath)).mode & 0o777).toBe(0o600);
+    // The pending hook ran; the lease was kept (not fetched again, so not orphaned in Vault).
+    expect(await readFile(path.join(t.dir, "hook.log"), "utf8")).toBe("ran\n");
+    expect(t.double.countRequests({ path: "database/creds/app" })).toBe(1);
+    const now = JSON.parse(await readFile(stateFile(t), "utf8")) as { leases: { db: { leaseId: string } }; pendingHooks: object };
+    expect(now.leases.db.leaseId).toBe(leaseId);
+    expect(now.pendingHooks).toEqual({});
+  });
+
+  it("damaged before the leases: a dry run leaves it in place, a sync keeps it aside and names the lost lease id", async () => {
+    const t = await leaseTree();
+    const full = await readFile(stateFile(t), "utf8");
+    const leaseId = (JSON.parse(full) as { leases: { db: { leaseId: string } } }).leases.db.leaseId;
+    const bad = full.replace('"leases": {', '"leases": {]');
+    expect(bad).not.toBe(full);
+    await writeFile(stateFile(t), bad);
+    const dry = await t.run(["sync", "--dry-run"]);
+    expect(dry.stderr).toContain(`${stateFile(t)} (left in place; the next sync keeps it aside)`);
+    expect(dry.stderr).toContain(`leases that could not be recovered (revoke them: vault lease revoke <id>): ${leaseId}`);
+    expect(await kept(t)).toEqual([]);
+    expect(await readFile(stateFile(t), "utf8")).toBe(bad);
+    const r = await t.run(["sync"]);
+    expect(r.stderr).toMatch(/the state file is not valid JSON .*; kept it as .*state\.json\.corrupt-.*; recovered 1 outputs, 0 leases/);
+    expect(r.stderr).toContain(leaseId);
+    expect(await kept(t)).toHaveLength(1);
+    // The state written by that run is whole again.
+    expect(() => JSON.parse(readFileSync(stateFile(t), "utf8"))).not.toThrow();
   });
 });

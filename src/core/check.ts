@@ -410,7 +410,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
   opts.redactor.setPublicText(layout.text);
   const f = new Findings();
   f.add("layout", "ok", "layout", `${layout.file} is valid`);
-  const state = await new StateStore(layout.agentDir).load().catch(() => null);
+  const state = await new StateStore(layout.agentDir).load({ warn: (m) => opts.log.warn(m) }).catch(() => null);
   await agentOnlyChecks(layout, f);
   await approleChecks(layout, f);
   await fileModeChecks(layout, f);

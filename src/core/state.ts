@@ -5,8 +5,10 @@
  * no guessable fingerprint of a short secret.
  */
 import { createHmac, randomBytes } from "node:crypto";
+import { chmod, rename } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import { leaseIdsIn, tolerantJsonParse } from "./state-salvage.js";
 import { readPrivate, writePrivate } from "./writer.js";
 import { ExitCode, VrError } from "./errors.js";
 
@@ -92,19 +94,22 @@ const tokenState = z.object({
 const pendingHook = z.object({ files: z.array(z.string()), since: z.string(), attempts: z.number().default(0), lastError: z.string().optional() });
 const pendingRevoke = z.object({ leaseId: z.string(), source: z.string(), afterHooks: z.array(z.string()).default([]), since: z.string() });
 
+const mountVersion = z.union([z.literal(1), z.literal(2)]);
+const lastRun = z.object({ at: z.string(), exit: z.number(), summary: z.string() });
+
 const stateSchema = z.object({
   version: z.literal(1),
   outputs: dict(outputState).default(emptyDict),
   /** Failures of outputs that never had a good write. */
   failures: dict(errorRecord).default(emptyDict),
-  mounts: dict(z.union([z.literal(1), z.literal(2)])).default(emptyDict),
+  mounts: dict(mountVersion).default(emptyDict),
   secretIdPlainHash: z.string().optional(),
   pki: dict(pkiState).default(emptyDict),
   leases: dict(leaseState).default(emptyDict),
   token: tokenState.optional(),
   pendingHooks: dict(pendingHook).default(emptyDict),
   pendingRevokes: z.array(pendingRevoke).default([]),
-  lastRun: z.object({ at: z.string(), exit: z.number(), summary: z.string() }).optional(),
+  lastRun: lastRun.optional(),
   lastSuccessAt: z.string().optional(),
 });
 
@@ -117,6 +122,46 @@ export function emptyState(): State {
   return { version: 1, outputs: emptyDict(), failures: emptyDict(), mounts: emptyDict(), pki: emptyDict(), leases: emptyDict(), pendingHooks: emptyDict(), pendingRevokes: [] };
 }
 
+export interface LoadOptions {
+  /** Told when the state file had to be salvaged. */
+  warn?: (message: string) => void;
+  /** Rename a damaged state file to state.json.corrupt-<time> (only runs that write state). */
+  keepAside?: boolean;
+  now?: () => number;
+}
+
+/** Every record of a damaged state document that still validates on its own. */
+function salvageState(doc: unknown): State {
+  const state = emptyState();
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) return state;
+  const d = doc as Record<string, unknown>;
+  const take = <T>(section: unknown, schema: z.ZodType<T>, into: Record<string, T>) => {
+    if (section === null || typeof section !== "object" || Array.isArray(section)) return;
+    const rec = section as Record<string, unknown>;
+    for (const k of Object.keys(rec)) {
+      const r = schema.safeParse(rec[k]);
+      if (r.success) into[k] = r.data;
+    }
+  };
+  take(d.outputs, outputState, state.outputs);
+  take(d.failures, errorRecord, state.failures);
+  take(d.mounts, mountVersion, state.mounts);
+  take(d.pki, pkiState, state.pki);
+  take(d.leases, leaseState, state.leases);
+  take(d.pendingHooks, pendingHook, state.pendingHooks);
+  if (Array.isArray(d.pendingRevokes)) {
+    for (const r of d.pendingRevokes) {
+      const p = pendingRevoke.safeParse(r);
+      if (p.success) state.pendingRevokes.push(p.data);
+    }
+  }
+  if (typeof d.secretIdPlainHash === "string") state.secretIdPlainHash = d.secretIdPlainHash;
+  const last = lastRun.safeParse(d.lastRun);
+  if (last.success) state.lastRun = last.data;
+  if (typeof d.lastSuccessAt === "string") state.lastSuccessAt = d.lastSuccessAt;
+  return state;
+}
+
 export class StateStore {
   readonly file: string;
   readonly keyFile: string;
@@ -127,15 +172,47 @@ export class StateStore {
     this.keyFile = path.join(agentDir, "state.key");
   }
 
-  async load(): Promise<State> {
+  /**
+   * The state. One that does not parse (or validate) is not dropped: every record that still
+   * validates is recovered, the file is kept aside as `state.json.corrupt-<time>` (0600) when
+   * `keepAside` (runs that write; check and dry runs leave it in place), and `warn` names it and
+   * every lease id that could not be recovered, so the operator can revoke those leases.
+   */
+  async load(opts: LoadOptions = {}): Promise<State> {
     const buf = await readPrivate(this.file);
     if (!buf) return emptyState();
+    const text = buf.toString("utf8");
+    let doc: unknown;
+    let problem: string;
     try {
-      return stateSchema.parse(JSON.parse(buf.toString("utf8")));
+      doc = JSON.parse(text);
+      const parsed = stateSchema.safeParse(doc);
+      if (parsed.success) return parsed.data;
+      problem = `invalid at ${parsed.error.issues[0]?.path.join(".") || "the top"}`;
     } catch {
-      // A corrupt state only costs work (everything is compared byte-for-byte anyway), never safety.
-      return emptyState();
+      doc = tolerantJsonParse(text);
+      problem = "not valid JSON (truncated or damaged)";
     }
+    const state = salvageState(doc);
+    const recovered = new Set([...Object.values(state.leases).map((l) => l.leaseId), ...state.pendingRevokes.map((r) => r.leaseId)]);
+    const lost = leaseIdsIn(text).filter((id) => !recovered.has(id));
+    let where = `${this.file} (left in place; the next sync keeps it aside)`;
+    if (opts.keepAside) {
+      const kept = `${this.file}.corrupt-${new Date((opts.now ?? Date.now)()).toISOString().replace(/[:.]/g, "-")}`;
+      try {
+        await rename(this.file, kept);
+        await chmod(kept, 0o600);
+        where = `${this.file}; kept it as ${kept}`;
+      } catch (e) {
+        where = `${this.file} (could not keep it aside: ${(e as NodeJS.ErrnoException).code ?? "error"})`;
+      }
+    }
+    const counts = `${Object.keys(state.outputs).length} outputs, ${Object.keys(state.leases).length} leases, ${Object.keys(state.pendingHooks).length} pending hooks, ${state.pendingRevokes.length} pending revokes`;
+    opts.warn?.(
+      `the state file is ${problem}: ${where}; recovered ${counts}` +
+        (lost.length ? `; leases that could not be recovered (revoke them: vault lease revoke <id>): ${lost.join(", ")}` : ""),
+    );
+    return state;
   }
 
   async save(state: State): Promise<void> {

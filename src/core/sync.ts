@@ -209,7 +209,7 @@ export async function withLock<T>(layout: ResolvedLayout, opts: SyncOptions, com
 export async function recoverInterrupted(layout: ResolvedLayout, log: Logger): Promise<void> {
   const store = new StateStore(layout.agentDir);
   const rolled = await recoverJournal(layout.agentDir, async (records) => {
-    const state = await store.load();
+    const state = await store.load({ warn: (m) => log.warn(m), keepAside: true });
     Object.assign(state.pki, records.pki ?? {});
     Object.assign(state.outputs, records.outputs ?? {});
     await store.save(state);
@@ -220,7 +220,7 @@ export async function recoverInterrupted(layout: ResolvedLayout, log: Logger): P
 /** `readOnly` (check, and every dry run): nothing is written to agent-only/ — no token, no state.key. */
 export async function openSession(layout: ResolvedLayout, opts: SyncOptions, readOnly = opts.dryRun): Promise<Session> {
   const store = new StateStore(layout.agentDir);
-  const state = await store.load();
+  const state = await store.load({ warn: (m) => opts.log.warn(m), keepAside: !readOnly, now: opts.clock.now });
   const hmacKey = await store.hmacKey({ create: !readOnly });
   const client = new VaultClient(layout.vault, {
     sleep: opts.clock.sleep,
