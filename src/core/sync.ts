@@ -154,8 +154,6 @@ export interface Session {
   hmacKey: Buffer;
   authCtx: AuthContext;
   auth: AuthResult;
-  /** Directories of public/ already verified in this run. */
-  checkedDirs: Set<string>;
 }
 
 export async function loadForRun(opts: SyncOptions): Promise<ResolvedLayout> {
@@ -212,7 +210,7 @@ export async function openSession(layout: ResolvedLayout, opts: SyncOptions, rea
     client.close();
     throw e;
   }
-  return { layout, opts, client, state, store, leases: new LeaseStore(layout.agentDir), hmacKey, authCtx, auth, checkedDirs: new Set() };
+  return { layout, opts, client, state, store, leases: new LeaseStore(layout.agentDir), hmacKey, authCtx, auth };
 }
 
 export async function runSync(opts: SyncOptions): Promise<SyncResult> {
