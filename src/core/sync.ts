@@ -169,8 +169,6 @@ export interface Session {
   auth: AuthResult;
   /** The token this run holds, as leases record their creator (updated by a mid-run login). */
   token: CurrentToken;
-  /** Directories of public/ already verified in this run. */
-  checkedDirs: Set<string>;
 }
 
 export async function loadForRun(opts: SyncOptions): Promise<ResolvedLayout> {
@@ -242,7 +240,7 @@ export async function openSession(layout: ResolvedLayout, opts: SyncOptions, rea
   // A cached token hides a file the next login needs until the token's max TTL: say so now.
   if (auth.via !== "login") warnAppRoleFiles(approleFiles, opts.log);
   const token = recordToken(state, hmacKey, auth);
-  return { layout, opts, client, state, store, leases: new LeaseStore(layout.agentDir), hmacKey, authCtx, auth, token, checkedDirs: new Set() };
+  return { layout, opts, client, state, store, leases: new LeaseStore(layout.agentDir), hmacKey, authCtx, auth, token };
 }
 
 export async function runSync(opts: SyncOptions): Promise<SyncResult> {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TEMP_PREFIX } from "./paths.js";
-import { atomicWrite, cleanStaleTemps, ensureDirChain, openDirChain, readCurrent, removeOwnedFile } from "./writer.js";
+import { atomicWrite, cleanStaleTemps, openDirChain, readCurrent, removeOwnedFile } from "./writer.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -48,13 +48,13 @@ describe("symlinks and confinement", () => {
   it("refuses to write through a symlinked directory inside the tree", async () => {
     await mkdir(path.join(dir, "elsewhere"));
     await symlink(path.join(dir, "elsewhere"), path.join(dir, "sub"));
-    await expect(ensureDirChain(dir, "sub/deeper", 0o755, new Set())).rejects.toThrow(/symlinked directory/);
+    await expect(openDirChain(dir, "sub/deeper", { create: { mode: 0o755, changed: new Set() } })).rejects.toThrow(/symlinked directory/);
   });
 
   it("creates missing directories 0755 whatever the umask", async () => {
     const old = process.umask(0o077);
     try {
-      await ensureDirChain(dir, "a/b", 0o755, new Set());
+      await (await openDirChain(dir, "a/b", { create: { mode: 0o755, changed: new Set() }, fixMode: 0o755 }))?.close();
     } finally {
       process.umask(old);
     }

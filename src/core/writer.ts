@@ -49,20 +49,6 @@ function writeError(what: string, file: string, e: unknown): VrError {
   return new VrError("WRITE", `cannot ${what} ${file}: ${code}`, { hint: hints[code], cause: e });
 }
 
-/**
- * Make sure `rel` (a directory path relative to root, "" for root itself) exists as a real
- * directory chain with mode `mode`, refusing symlinks. Adds the parent directories whose entries
- * changed to `changed` (they need an fsync); `checked` remembers directories already verified in
- * this run, so thousands of outputs in one directory cost one check.
- */
-export async function ensureDirChain(root: string, rel: string, mode: number, changed: Set<string>, checked?: Set<string>): Promise<void> {
-  const full = rel === "" ? root : path.join(root, rel);
-  if (checked?.has(full)) return;
-  const h = await openDirChain(root, rel, { create: { mode, changed }, fixMode: mode });
-  await h?.close();
-  checked?.add(full);
-}
-
 /** The current content of a target, or null when missing. Refuses symlinks and non-regular files. */
 export async function readCurrent(file: string): Promise<CurrentFile | null> {
   let st;

@@ -261,7 +261,7 @@ burst();`;
       racers.push(racer);
       const exited = new Promise((r) => racer.on("close", r));
       const trials = size(60, 600);
-      const stats = { ok: 0, failedCleanly: 0, refusedSymlink: 0 };
+      const stats = { ok: 0, failedCleanly: 0, refusedSymlink: 0, written: 0 };
       try {
         for (let i = 1; i <= trials; i++) {
           t.double.kvPut("secret", "app", { v: `gen-${i}` });
@@ -271,6 +271,7 @@ burst();`;
           if (r.code === 0) stats.ok++;
           else stats.failedCleanly++;
           if (/refusing to write through the symlinked directory/.test(r.stderr)) stats.refusedSymlink++;
+          stats.written += await countGen(t.publicDir, `gen-${i}`);
           const escaped = await listFiles(outside);
           if (escaped.length) throw new Error(`trial ${i}: files appeared outside public/: ${escaped.join(", ")}`);
         }
@@ -282,6 +283,8 @@ burst();`;
       console.log(`tree race: ${trials} syncs against ${swaps} directory swaps: ${JSON.stringify(stats)}`);
       expect(Number(swaps)).toBeGreaterThan(trials);
       expect(stats.failedCleanly).toBeGreaterThan(0);
+      // The race did not simply stop every write: outputs were written inside public/ meanwhile.
+      expect(stats.written).toBeGreaterThan(0);
       // The racer is stopped with public/sub either real or put back by hand here.
       const sub = path.join(t.publicDir, "sub");
       if ((await lstat(sub).catch(() => null))?.isSymbolicLink()) await rm(sub);
@@ -296,6 +299,21 @@ burst();`;
     budget(240_000, 2_400_000),
   );
 });
+
+/** How many files of public/sub (or its aside name, whichever is a real directory now) hold `content`. */
+async function countGen(publicDir: string, content: string): Promise<number> {
+  let n = 0;
+  for (const d of ["sub", "sub.real"]) {
+    const abs = path.join(publicDir, d);
+    try {
+      if (!(await lstat(abs)).isDirectory()) continue;
+      for (const f of await readdir(abs)) if ((await readFile(path.join(abs, f), "utf8").catch(() => "")) === content) n++;
+    } catch {
+      // renamed meanwhile
+    }
+  }
+  return n;
+}
 
 // --- certificate sets ---------------------------------------------------------------------
 
