@@ -31,6 +31,17 @@
  *   `lease not found or lease is not renewable`). A renewal capped at max_ttl carries Vault's
  *   `TTL of ... exceeded the effective max_ttl ...` warning. Revoking an unknown lease is 204.
  *   Expired leases count as revoked by Vault's expiration manager (their credentials stop working).
+ * - Lifecycles (vault-api.md §5.3, §10): every lease belongs to the token whose request created it.
+ *   Revoking a token (revoke-self, auth/token/revoke, `revokeToken`, its last use) revokes its child
+ *   tokens and every lease they created; so does a token's expiry on the double's clock (Vault's
+ *   expiration manager revokes an expired token like a revoked one). Expiry is applied before each
+ *   request and by `advanceTime`, `leaseInfo`, `activeLeases`, `dbCredentialValid`, `tokenInfo`.
+ *   A lease that is gone this way answers like any revoked lease: renew 400 `lease not found`,
+ *   lookup 400 `invalid lease`, revoke 204. Tokens from `createToken` are children of the root
+ *   token; AppRole tokens are orphans. Periodic tokens (`tokenPeriod`) get the period as TTL on
+ *   login and on every renewal and have no max TTL (Vault's CalculateTTL).
+ * - Policies are resolved by name on every request, as in Vault: editing or deleting a policy
+ *   applies to live tokens at once, and a token may name a policy that does not exist (yet).
  */
 import http from "node:http";
 import https from "node:https";
@@ -101,6 +112,8 @@ export interface AppRoleOptions {
   policies: string[];
   tokenTtl?: number;
   tokenMaxTtl?: number;
+  /** token_period (seconds): periodic tokens, renewable indefinitely, no max TTL */
+  tokenPeriod?: number;
   tokenType?: "service" | "batch";
   secretIdTtl?: number;
   secretIdNumUses?: number;
@@ -119,6 +132,10 @@ export interface CreateTokenOptions {
   type?: "service" | "batch";
   /** number of uses (0 = unlimited) */
   numUses?: number;
+  /** parent token (default: the root token); null for an orphan */
+  parent?: string | null;
+  /** period in seconds (a periodic token) */
+  period?: number;
 }
 
 export interface PkiMountOptions {
@@ -165,8 +182,10 @@ export interface LeaseInfo {
   /** ms since the epoch (double clock) */
   expiresAt: number;
   renewable: boolean;
-  /** explicitly revoked (API or sys/leases/revoke) */
+  /** revoked: through the API or sys/leases/revoke, or with the token that created it */
   revoked: boolean;
+  /** accessor of the token whose request created the lease (null: a fixture or a batch token) */
+  tokenAccessor: string | null;
   /** past its expiry on the double's clock */
   expired: boolean;
   /** "" for certificate leases */
@@ -381,6 +400,10 @@ interface TokenEntry {
   maxExpireAtMs: number | null;
   renewable: boolean;
   lastRenewal: Stamp | null;
+  /** id of the parent token; null for orphans */
+  parent: string | null;
+  /** seconds; 0 = not periodic */
+  period: number;
 }
 
 interface WrapInfo {
@@ -434,6 +457,7 @@ interface AppRole {
   policies: string[];
   tokenTtl: number;
   tokenMaxTtl: number;
+  tokenPeriod: number;
   tokenType: "service" | "batch";
   secretIdTtl: number;
   secretIdNumUses: number;
@@ -504,6 +528,9 @@ interface LeaseEntry {
   lastRenewal: Stamp | null;
   username: string;
   password: string;
+  /** id of the token whose request created it (revoked with it); null for none */
+  creator: string | null;
+  creatorAccessor: string | null;
 }
 
 interface Mount {
@@ -683,6 +710,7 @@ export class VaultDouble {
 
   advanceTime(seconds: number): void {
     this.clockOffsetMs += seconds * 1000;
+    this.expireTokens();
   }
 
   // --- mounts and KV --------------------------------------------------------------------------
@@ -817,15 +845,22 @@ export class VaultDouble {
     type?: "service" | "batch";
     entityId?: string;
     numUses?: number;
+    parent?: string | null;
+    period?: number;
   }): TokenEntry {
     const type = o.type ?? "service";
     const isRoot = o.policies.includes("root");
     const policies = isRoot ? ["root"] : [...new Set(["default", ...o.policies])].sort();
     const issue = this.stamp();
+    const period = type === "batch" ? 0 : (o.period ?? 0);
+    const explicitMax = o.explicitMaxTtl ?? 0;
     const maxTtl = o.maxTtl && o.maxTtl > 0 ? Math.min(o.maxTtl, SYSTEM_MAX_TTL) : SYSTEM_MAX_TTL;
     let ttl = o.ttl;
-    if (!(isRoot && ttl === 0)) ttl = Math.min(ttl > 0 ? ttl : DEFAULT_LEASE_TTL, maxTtl);
+    // CalculateTTL: a periodic token's TTL is its period, capped only by an explicit max TTL.
+    if (period > 0) ttl = explicitMax > 0 ? Math.min(period, explicitMax) : period;
+    else if (!(isRoot && ttl === 0)) ttl = Math.min(ttl > 0 ? ttl : DEFAULT_LEASE_TTL, maxTtl);
     const neverExpires = isRoot && ttl === 0;
+    const parent = o.parent !== undefined && o.parent !== null && this.tokens.has(o.parent) ? o.parent : null;
     const tok: TokenEntry = {
       id: o.id ?? (type === "batch" ? `hvb.${randomBase62(90)}` : `hvs.${randomBase62(24)}`),
       accessor: type === "batch" ? "" : randomBase62(24),
@@ -842,9 +877,11 @@ export class VaultDouble {
       creationTtl: ttl,
       explicitMaxTtl: o.explicitMaxTtl ?? 0,
       expireAtMs: neverExpires ? null : issue.ms + ttl * 1000,
-      maxExpireAtMs: neverExpires ? null : issue.ms + maxTtl * 1000,
+      maxExpireAtMs: neverExpires || (period > 0 && explicitMax === 0) ? null : issue.ms + (period > 0 ? explicitMax : maxTtl) * 1000,
       renewable: type === "batch" || neverExpires ? false : o.renewable,
       lastRenewal: null,
+      parent,
+      period,
     };
     this.tokens.set(tok.id, tok);
     return tok;
@@ -865,14 +902,29 @@ export class VaultDouble {
       meta: opts.meta ?? null,
       type: opts.type,
       numUses: opts.numUses,
+      parent: opts.parent === undefined ? this.rootToken : opts.parent,
+      period: opts.period,
     }).id;
   }
 
+  /**
+   * Revokes a token as Vault's token store does: its child tokens first (recursively), then
+   * every lease the token created (vault-api.md §5.3). Unknown tokens are ignored.
+   */
   revokeToken(token: string): void {
     const t = this.tokens.get(token);
-    if (t) {
-      this.tokens.delete(token);
-      this.deadTokenAccessors.set(token, t.accessor);
+    if (!t) return;
+    this.tokens.delete(token);
+    this.deadTokenAccessors.set(token, t.accessor);
+    for (const c of [...this.tokens.values()]) if (c.parent === token) this.revokeToken(c.id);
+    for (const e of this.leases.values()) if (e.creator === token) e.revoked = true;
+  }
+
+  /** Vault's expiration manager: a token past its expiry is revoked, with its children and leases. */
+  private expireTokens(): void {
+    const now = this.now();
+    for (const t of [...this.tokens.values()]) {
+      if (t.expireAtMs !== null && now >= t.expireAtMs && this.tokens.has(t.id)) this.revokeToken(t.id);
     }
   }
 
@@ -889,10 +941,11 @@ export class VaultDouble {
     return Math.max(0, Math.round((t.expireAtMs - this.now()) / 1000));
   }
 
-  tokenInfo(token: string): { ttl: number; renewable: boolean; policies: string[] } | undefined {
+  tokenInfo(token: string): { ttl: number; renewable: boolean; policies: string[]; accessor: string } | undefined {
+    this.expireTokens();
     const t = this.liveToken(token);
     if (!t) return undefined;
-    return { ttl: this.remainingTtl(t), renewable: t.renewable, policies: [...t.policies] };
+    return { ttl: this.remainingTtl(t), renewable: t.renewable, policies: [...t.policies], accessor: t.accessor };
   }
 
   // --- AppRole --------------------------------------------------------------------------------
@@ -913,6 +966,7 @@ export class VaultDouble {
       policies: [...opts.policies],
       tokenTtl: opts.tokenTtl ?? 0,
       tokenMaxTtl: opts.tokenMaxTtl ?? 0,
+      tokenPeriod: opts.tokenPeriod ?? 0,
       tokenType: opts.tokenType ?? "service",
       secretIdTtl: opts.secretIdTtl ?? 0,
       secretIdNumUses: opts.secretIdNumUses ?? 0,
@@ -1054,12 +1108,14 @@ export class VaultDouble {
   }
 
   leaseInfo(leaseId: string): LeaseInfo | undefined {
+    this.expireTokens();
     const e = this.leases.get(leaseId);
     if (!e) return undefined;
     return {
       expiresAt: e.expireAtMs,
       renewable: e.renewable,
       revoked: e.revoked,
+      tokenAccessor: e.creatorAccessor,
       expired: this.now() >= e.expireAtMs,
       username: e.username,
       issuedAt: e.issue.ms,
@@ -1069,6 +1125,7 @@ export class VaultDouble {
 
   /** Ids of leases that are neither revoked nor expired, optionally only those under `mount`. */
   activeLeases(mount?: string): string[] {
+    this.expireTokens();
     const prefix = mount === undefined ? "" : normMount(mount);
     return [...this.leases.values()].filter((e) => this.leaseLive(e) && e.id.startsWith(prefix)).map((e) => e.id);
   }
@@ -1083,6 +1140,7 @@ export class VaultDouble {
 
   /** Whether a username/password pair from `<mount>/creds/<role>` would still log in to the database. */
   dbCredentialValid(username: string, password: string): boolean {
+    this.expireTokens();
     return [...this.leases.values()].some((e) => e.username === username && e.password === password && e.username !== "" && this.leaseLive(e));
   }
 
@@ -1386,6 +1444,7 @@ export class VaultDouble {
     wrap: { ttl?: number },
   ): Result | Promise<Result> {
     if (!hasV1) return NOT_FOUND;
+    this.expireTokens();
     if (!["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"].includes(method)) return err(405);
     if (rawPath === "sys/health") return this.health(method, query);
     // A standby forwards before the request is parsed; this double has nobody to forward to.
@@ -1827,6 +1886,7 @@ export class VaultDouble {
       ttl: this.remainingTtl(t),
       type: t.type,
     };
+    if (t.period > 0) d["period"] = t.period;
     if (t.lastRenewal) {
       d["last_renewal"] = fmtTime(t.lastRenewal);
       d["last_renewal_time"] = Math.floor(t.lastRenewal.ms / 1000);
@@ -1894,6 +1954,7 @@ export class VaultDouble {
           meta,
           type: body["type"] === "batch" ? "batch" : "service",
           numUses: weakInt(body["num_uses"]) ?? 0,
+          parent: trimSlashes(rest) === "create-orphan" || body["no_parent"] === true ? null : tok.id,
         });
         if (body["no_default_policy"] === true && !isRootChild) {
           t.policies = t.policies.filter((p) => p !== "default");
@@ -1917,6 +1978,8 @@ export class VaultDouble {
       }
     }
     if (inc <= 0) inc = t.creationTtl;
+    // A periodic token is renewed to its period, whatever the increment (CalculateTTL).
+    if (t.period > 0) inc = t.period;
     const now = this.now();
     let ttl = inc;
     let warnings: string[] | null = null;
@@ -1964,6 +2027,8 @@ export class VaultDouble {
       meta: { ...sid.metadata, role_name: role.roleName },
       type: role.tokenType,
       entityId: role.entityId,
+      parent: null,
+      period: role.tokenPeriod,
     });
     return ok({ data: null, auth: this.authBlock(t, t.creationTtl), mountType: "" }, { wrappedAccessor: t.accessor || undefined });
   }
@@ -2071,8 +2136,23 @@ export class VaultDouble {
 
   // --- leases ---------------------------------------------------------------------------------
 
-  private newLease(mount: Mount, id: string, ttl: number, maxTtl: number, renewable: boolean, creds: { username: string; password: string }): LeaseEntry {
+  /**
+   * A lease belongs to the token whose request created it (`creator`, a service token). A token
+   * revoked during that request (its last use) takes the lease with it right away, as Vault's
+   * lazy revocation after the request does. A batch token's leases end with it too (Vault ties
+   * them to its expiry); the double does not cap their TTL at the batch token's.
+   */
+  private newLease(
+    mount: Mount,
+    id: string,
+    ttl: number,
+    maxTtl: number,
+    renewable: boolean,
+    creds: { username: string; password: string },
+    creator: TokenEntry | null,
+  ): LeaseEntry {
     const issue = this.stamp();
+    const owner = creator;
     const e: LeaseEntry = {
       id,
       mount: mount.path,
@@ -2081,9 +2161,11 @@ export class VaultDouble {
       maxExpireAtMs: issue.ms + maxTtl * 1000,
       defaultTtl: ttl,
       renewable,
-      revoked: false,
+      revoked: owner !== null && !this.tokens.has(owner.id),
       lastRenewal: null,
       ...creds,
+      creator: owner?.id ?? null,
+      creatorAccessor: owner?.accessor || null,
     };
     this.leases.set(id, e);
     return e;
@@ -2131,7 +2213,7 @@ export class VaultDouble {
     const id = `${m.path}creds/${roleName}/${randomBase62(24)}`;
     const maxTtl = role.maxTtl > 0 ? Math.min(role.maxTtl, SYSTEM_MAX_TTL) : SYSTEM_MAX_TTL;
     const ttl = Math.min(role.defaultTtl > 0 ? role.defaultTtl : DEFAULT_LEASE_TTL, maxTtl);
-    this.newLease(m, id, ttl, maxTtl, role.renewable, { username, password });
+    this.newLease(m, id, ttl, maxTtl, role.renewable, { username, password }, tok);
     return ok({ leaseId: id, renewable: role.renewable, leaseDuration: ttl, data: { password, username }, mountType: "database" });
   }
 
@@ -2259,7 +2341,7 @@ export class VaultDouble {
     if (role.generateLease) {
       const id = `${m.path}issue/${roleName}/${randomBase62(24)}`;
       const secs = Math.max(0, Math.round((leaf.notAfterMs - this.now()) / 1000));
-      this.newLease(m, id, secs, secs, false, { username: "", password: "" });
+      this.newLease(m, id, secs, secs, false, { username: "", password: "" }, ctx.token);
       env.leaseId = id;
       env.leaseDuration = secs;
       env.renewable = false;
