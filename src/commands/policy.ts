@@ -11,6 +11,7 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
       const { runPolicy } = await import("../core/policy.js");
       const res = await runPolicy({ layoutFile: g.layout, env: ctx.env, format: opts.json ? "json" : "hcl" });
       ctx.stdout.write(res.text);
+      for (const w of res.warnings) ctx.stderr.write(ctx.redactor.redact(`vault-render: warn: ${w}`) + "\n");
       ctx.setExit(0);
     });
 }

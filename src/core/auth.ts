@@ -26,12 +26,32 @@ export interface AuthContext {
   saveState: () => Promise<void>;
   /** `check`: verify only — never write the token, never unwrap (which would consume the wrapping token). */
   readOnly?: boolean;
+  /** The run's clock (ms), for the token's expiry and max-TTL horizon; default Date.now. */
+  now?: () => number;
 }
 
 export interface AuthResult {
   token: string;
   via: "cached" | "renewed" | "login";
   ttl: number;
+  /** What this run learned about the token's life (token-horizon.ts records it in state). */
+  facts?: TokenFacts;
+}
+
+/** A token's life as Vault reported it: the leases it creates die with it. */
+export interface TokenFacts {
+  /** "" for batch tokens */
+  accessor: string;
+  /** ms; the run's clock */
+  issuedAt: number;
+  /** ms; null when the token never expires */
+  expiresAt: number | null;
+  /** seconds; 0 = not periodic, or not known yet (a login does not say) */
+  period: number;
+  /** the token's max-TTL horizon (ms) when this run saw it: an explicit max TTL, or a renewal Vault capped */
+  maxExpiresAt: number | null;
+  /** the max TTL (seconds) this run learned (also for a token replaced by a new login in the same run) */
+  maxTtl?: number;
 }
 
 export function tokenFile(layout: ResolvedLayout): string {
@@ -127,13 +147,16 @@ export async function login(ctx: AuthContext, secretIdOverride?: string): Promis
   }
   redactor.add(auth.client_token);
   client.setToken(auth.client_token);
-  if (ctx.readOnly) return { token: auth.client_token, via: "login", ttl: auth.lease_duration };
+  const now = (ctx.now ?? Date.now)();
+  const ttlSec = Number(auth.lease_duration ?? 0);
+  const facts: TokenFacts = { accessor: typeof auth.accessor === "string" ? auth.accessor : "", issuedAt: now, expiresAt: ttlSec > 0 ? now + ttlSec * 1000 : null, period: 0, maxExpiresAt: null };
+  if (ctx.readOnly) return { token: auth.client_token, via: "login", ttl: auth.lease_duration, facts };
   await writePrivate(tokenFile(layout), auth.client_token + "\n");
   if (layout.approle.removeSecretIdFile) {
     await unlink(layout.approle.secretIdFile).catch(() => undefined);
   }
   log.info({ ttl: auth.lease_duration, renewable: auth.renewable }, "logged in with AppRole");
-  return { token: auth.client_token, via: "login", ttl: auth.lease_duration };
+  return { token: auth.client_token, via: "login", ttl: auth.lease_duration, facts };
 }
 
 /**
@@ -168,22 +191,42 @@ export async function authenticate(ctx: AuthContext): Promise<AuthResult> {
   const ttl = Number(info.ttl ?? 0);
   const creationTtl = Number(info.creation_ttl ?? 0);
   const renewable = info.renewable === true;
-  if (ttl === 0 && info.expire_time == null) return { token: cached, via: "cached", ttl: 0 };
+  const now = (ctx.now ?? Date.now)();
+  const explicitMax = Number(info.explicit_max_ttl ?? 0);
+  const issuedAt = typeof info.creation_time === "number" ? info.creation_time * 1000 : now;
+  const facts: TokenFacts = {
+    accessor: typeof info.accessor === "string" ? info.accessor : "",
+    issuedAt,
+    expiresAt: ttl === 0 && info.expire_time == null ? null : now + ttl * 1000,
+    period: Number(info.period ?? 0) || 0,
+    maxExpiresAt: explicitMax > 0 ? issuedAt + explicitMax * 1000 : null,
+    ...(explicitMax > 0 ? { maxTtl: explicitMax } : {}),
+  };
+  if (ttl === 0 && info.expire_time == null) return { token: cached, via: "cached", ttl: 0, facts };
   const reloginBelow = Math.min(300, Math.max(1, Math.floor(creationTtl / 4)));
-  if (ctx.readOnly) return { token: cached, via: "cached", ttl };
+  if (ctx.readOnly) return { token: cached, via: "cached", ttl, facts };
   if (renewable && creationTtl > 0 && ttl < creationTtl / 2) {
     try {
       const res = await client.write("auth/token/renew-self", { increment: creationTtl });
       const newTtl = Number(res.auth?.lease_duration ?? 0);
       log.info({ ttl: newTtl }, "renewed the cached token");
-      if (newTtl >= reloginBelow) return { token: cached, via: "renewed", ttl: newTtl };
+      const at = (ctx.now ?? Date.now)();
+      facts.expiresAt = at + newTtl * 1000;
+      // Vault caps a renewal at the token's max TTL: a shorter answer shows where that lies.
+      if (newTtl < creationTtl && facts.period === 0) {
+        facts.maxExpiresAt = at + newTtl * 1000;
+        facts.maxTtl = Math.round((facts.maxExpiresAt - issuedAt) / 1000);
+      }
+      if (newTtl >= reloginBelow) return { token: cached, via: "renewed", ttl: newTtl, facts };
     } catch (e) {
       if (e instanceof VaultRequestError && e.unavailable) throw e;
       if (e instanceof VaultRequestError && e.kind === "permission") log.warn(`${e.message}; logging in again instead of renewing`);
       else log.info("renewing the cached token failed; logging in");
     }
-    return login(ctx);
+    const fresh = await login(ctx);
+    if (fresh.facts && facts.maxTtl !== undefined) fresh.facts.maxTtl = facts.maxTtl;
+    return fresh;
   }
   if (ttl < reloginBelow) return login(ctx);
-  return { token: cached, via: "cached", ttl };
+  return { token: cached, via: "cached", ttl, facts };
 }

@@ -25,6 +25,7 @@ import { SourceUnavailable, renderOutput, sourceNeeds } from "./render/index.js"
 import type { TemplatePart } from "./render/template.js";
 import type { SourceData } from "./sources.js";
 import { StateStore } from "./state.js";
+import { describeAccessor, leaseOwnerGone, tokenMaxTtlWarning } from "./token-horizon.js";
 import type { State } from "./state.js";
 import type { Session } from "./sync.js";
 import { describeError, fetchStatic, openSession } from "./sync.js";
@@ -292,6 +293,8 @@ async function vaultChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findin
   if (s.auth.ttl === 0) f.add("auth.token", "ok", "auth", "the token does not expire");
   else if (ttlMs < opts.minTokenTtlMs) f.add("auth.token", "warning", "auth", `the token has ${Math.round(s.auth.ttl / 60)} min left, below --min-token-ttl (the next sync renews it or logs in again)`);
   else f.add("auth.token", "ok", "auth", `authenticated (${s.auth.via === "login" ? "fresh AppRole login" : "cached token"}), ${Math.round(s.auth.ttl / 60)} min left`);
+  const maxTtl = tokenMaxTtlWarning(layout, s.state);
+  if (maxTtl) f.add("token.max-ttl", "warning", "auth", maxTtl);
   return s;
 }
 
@@ -306,6 +309,7 @@ async function contentChecks(s: Session, f: Findings, state: State): Promise<voi
       s.opts.redactor.add(c.data);
       sources.set(n, { data: c.data });
     } else sources.set(n, new VrError("RENDER", "no current lease recorded (run sync)"));
+    leaseTokenCheck(s, n, state, f);
   }
   for (const [name, r] of sources) {
     if (r instanceof Error) f.add("source", "error", `source ${name}`, describeError(r));
@@ -320,6 +324,19 @@ async function contentChecks(s: Session, f: Findings, state: State): Promise<voi
     }
     await compareOutput(s, o, sources, templates, f);
   }
+}
+
+/** A lease dies with the token that created it: the token check holds must be that token. */
+function leaseTokenCheck(s: Session, name: string, state: State, f: Findings): void {
+  const rec = state.leases[name];
+  const gone = leaseOwnerGone(rec, s.token);
+  if (!rec || !gone) return;
+  const subject = `source ${name}`;
+  const message = `the token that created this lease (${rec.tokenId === undefined ? "not recorded" : describeAccessor(rec.tokenAccessor)}) is not the token vault-render holds now${s.auth.via === "login" ? " (the cached token is gone: revoked or expired)" : ""}; Vault revokes a lease with its token, so these credentials are dead or about to be: run sync to replace them`;
+  const prev = f.list.find((x) => x.check === "lease" && x.subject === subject);
+  if (prev?.severity === "error") return;
+  if (prev) Object.assign(prev, { severity: "error", message });
+  else f.add("lease", "error", subject, message);
 }
 
 async function compareOutput(s: Session, o: FileOutput, sources: SourceResults, templates: Map<string, TemplatePart[]>, f: Findings): Promise<void> {

@@ -10,6 +10,8 @@ import { VrError } from "./errors.js";
 import { parseDuration } from "./duration.js";
 import type { SourceSpec } from "./layout/schema.js";
 import type { State } from "./state.js";
+import type { CurrentToken } from "./token-horizon.js";
+import { leaseOwnerGone } from "./token-horizon.js";
 import type { VaultClient } from "./vault/client.js";
 import { VaultRequestError } from "./vault/client.js";
 import { readPrivate, writePrivate } from "./writer.js";
@@ -24,6 +26,10 @@ export interface LeaseRecord {
   /** The lease's duration (seconds) when issued: the base of fraction thresholds. */
   duration: number;
   renewable: boolean;
+  /** The token whose request created it (keyed hash), its accessor and when it is gone at the latest. */
+  tokenId?: string;
+  tokenAccessor?: string;
+  tokenExpiresAt?: number | null;
 }
 
 export type LeaseDecision = "keep" | "renew" | "replace";
@@ -64,12 +70,22 @@ export function thresholdMs(spec: LeaseSpec, durationSec: number): number {
   return typeof rb === "number" ? rb * durationSec * 1000 : parseDuration(rb);
 }
 
-export function decideLease(spec: LeaseSpec, rec: LeaseRecord | undefined, cached: { leaseId: string } | undefined, now: number, force: boolean): { decision: LeaseDecision; reason: string } {
+/** `token`: the token this run holds; a lease created by another one dies with that one (token-horizon.ts). */
+export function decideLease(
+  spec: LeaseSpec,
+  rec: LeaseRecord | undefined,
+  cached: { leaseId: string } | undefined,
+  now: number,
+  force: boolean,
+  token?: CurrentToken,
+): { decision: LeaseDecision; reason: string } {
   if (force) return { decision: "replace", reason: "rotation requested" };
   if (!rec || !cached || cached.leaseId !== rec.leaseId) return { decision: "replace", reason: "no current lease" };
   if (rec.path !== spec.path) return { decision: "replace", reason: "the layout's path changed" };
   const remaining = rec.expiresAt - now;
   if (remaining <= 0) return { decision: "replace", reason: "the lease expired" };
+  const gone = leaseOwnerGone(rec, token);
+  if (gone) return { decision: "replace", reason: gone };
   if (remaining > thresholdMs(spec, rec.duration)) return { decision: "keep", reason: "healthy" };
   return rec.renewable ? { decision: "renew", reason: "past its renewal threshold" } : { decision: "replace", reason: "not renewable and near expiry" };
 }
@@ -78,11 +94,21 @@ export function decideLease(spec: LeaseSpec, rec: LeaseRecord | undefined, cache
 export async function resolveLease(
   name: string,
   spec: LeaseSpec,
-  ctx: { client: VaultClient; state: State; store: LeaseStore; now: () => number; force: boolean; saveState: () => Promise<void>; warn?: (msg: string) => void },
+  ctx: {
+    client: VaultClient;
+    state: State;
+    store: LeaseStore;
+    now: () => number;
+    force: boolean;
+    saveState: () => Promise<void>;
+    warn?: (msg: string) => void;
+    /** The token this run holds: recorded as the creator of new leases. */
+    token?: CurrentToken;
+  },
 ): Promise<LeaseOutcome> {
   const cache = await ctx.store.load();
   const rec = ctx.state.leases[name];
-  let { decision, reason } = decideLease(spec, rec, cache[name], ctx.now(), ctx.force);
+  let { decision, reason } = decideLease(spec, rec, cache[name], ctx.now(), ctx.force, ctx.token);
   if (decision === "keep") return { data: (cache[name] as { data: Record<string, unknown> }).data, action: "kept" };
   if (decision === "renew" && rec) {
     try {
@@ -109,7 +135,8 @@ export async function resolveLease(
   const data = (res.data ?? {}) as Record<string, unknown>;
   const now = ctx.now();
   const duration = Number(res.lease_duration ?? 0);
-  ctx.state.leases[name] = { leaseId: res.lease_id, path: spec.path, issuedAt: now, expiresAt: now + duration * 1000, duration, renewable: res.renewable === true };
+  const owner = ctx.token ? { tokenId: ctx.token.id, tokenAccessor: ctx.token.accessor, tokenExpiresAt: ctx.token.goneBy } : {};
+  ctx.state.leases[name] = { leaseId: res.lease_id, path: spec.path, issuedAt: now, expiresAt: now + duration * 1000, duration, renewable: res.renewable === true, ...owner };
   cache[name] = { leaseId: res.lease_id, data };
   // New credentials are persisted before any file is written with them.
   await ctx.store.save();

@@ -32,6 +32,8 @@ import { outputId } from "./layout/outputs.js";
 import type { SourceSpec } from "./layout/schema.js";
 import { sourceNeeds } from "./render/index.js";
 import { kvVersionFor, settledKvVersions } from "./sources.js";
+import { StateStore } from "./state.js";
+import { tokenMaxTtlWarning } from "./token-horizon.js";
 
 /** Vault's capability order (as `vault policy fmt` and the docs list them). */
 const CAPABILITY_ORDER = ["create", "read", "update", "patch", "delete", "list", "sudo"] as const;
@@ -238,9 +240,15 @@ export interface PolicyOptions {
   format: "hcl" | "json";
 }
 
-/** `vault-render policy`: load the layout (exit 2 when invalid) and render its policy. */
-export async function runPolicy(opts: PolicyOptions): Promise<{ text: string; policy: Policy }> {
+/**
+ * `vault-render policy`: load the layout (exit 2 when invalid) and render its policy. The policy
+ * text depends on the layout only; `warnings` (for stderr) come from what earlier runs recorded
+ * in agent-only/state.json about the AppRole's token, when there is such a state.
+ */
+export async function runPolicy(opts: PolicyOptions): Promise<{ text: string; policy: Policy; warnings: string[] }> {
   const layout = await loadLayout(opts.layoutFile, opts.env);
   const policy = await buildPolicy(layout);
-  return { text: opts.format === "json" ? renderJson(policy) : renderHcl(policy), policy };
+  const state = await new StateStore(layout.agentDir).load().catch(() => null);
+  const w = state ? tokenMaxTtlWarning(layout, state) : null;
+  return { text: opts.format === "json" ? renderJson(policy) : renderHcl(policy), policy, warnings: w ? [w] : [] };
 }

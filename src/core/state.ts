@@ -37,6 +37,26 @@ const leaseState = z.object({
   expiresAt: z.number(),
   duration: z.number(),
   renewable: z.boolean(),
+  /** The token whose request created the lease (Vault revokes the lease with it): keyed hash, accessor, horizon. */
+  tokenId: z.string().optional(),
+  tokenAccessor: z.string().optional(),
+  /** ms: when that token is gone at the latest as far as known (its max-TTL horizon, else its expiry); null = never */
+  tokenExpiresAt: z.number().nullable().optional(),
+});
+
+/** The token vault-render holds, as last seen (token-horizon.ts). */
+const tokenState = z.object({
+  /** keyed hash of the token (batch tokens have no accessor) */
+  id: z.string(),
+  accessor: z.string(),
+  issuedAt: z.number(),
+  expiresAt: z.number().nullable(),
+  /** seconds; 0 = not periodic (or not known yet) */
+  period: z.number().default(0),
+  /** ms; null = not known (or none: a periodic token) */
+  maxExpiresAt: z.number().nullable().default(null),
+  /** seconds: the AppRole's token max TTL as learned from a capped renewal or an explicit max TTL */
+  maxTtl: z.number().nullable().default(null),
 });
 
 const pendingHook = z.object({ files: z.array(z.string()), since: z.string(), attempts: z.number().default(0), lastError: z.string().optional() });
@@ -51,6 +71,7 @@ const stateSchema = z.object({
   secretIdPlainHash: z.string().optional(),
   pki: z.record(z.string(), pkiState).default({}),
   leases: z.record(z.string(), leaseState).default({}),
+  token: tokenState.optional(),
   pendingHooks: z.record(z.string(), pendingHook).default({}),
   pendingRevokes: z.array(pendingRevoke).default([]),
   lastRun: z.object({ at: z.string(), exit: z.number(), summary: z.string() }).optional(),
@@ -60,6 +81,7 @@ const stateSchema = z.object({
 export type State = z.infer<typeof stateSchema>;
 export type OutputState = z.infer<typeof outputState>;
 export type PkiState = z.infer<typeof pkiState>;
+export type TokenState = z.infer<typeof tokenState>;
 
 export function emptyState(): State {
   return { version: 1, outputs: {}, failures: {}, mounts: {}, pki: {}, leases: {}, pendingHooks: {}, pendingRevokes: [] };

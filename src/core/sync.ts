@@ -32,6 +32,8 @@ import type { SourceData, StaticSource } from "./sources.js";
 import { kvContext, readSource } from "./sources.js";
 import type { OutputState, State } from "./state.js";
 import { StateStore, keyedHash } from "./state.js";
+import type { CurrentToken } from "./token-horizon.js";
+import { recordToken, tokenMaxTtlWarning } from "./token-horizon.js";
 import { VaultClient, VaultRequestError } from "./vault/client.js";
 import type { WriteFault } from "./writer.js";
 import { DIR_MODE, FILE_MODE, PRIVATE_DIR_MODE, atomicWrite, cleanStaleTemps, ensureDirChain, prepareTemp, readCurrent, removeFile, syncDirs } from "./writer.js";
@@ -150,6 +152,8 @@ export interface Session {
   hmacKey: Buffer;
   authCtx: AuthContext;
   auth: AuthResult;
+  /** The token this run holds, as leases record their creator (updated by a mid-run login). */
+  token: CurrentToken;
   /** Directories of public/ already verified in this run. */
   checkedDirs: Set<string>;
 }
@@ -200,7 +204,7 @@ export async function openSession(layout: ResolvedLayout, opts: SyncOptions, rea
     random: opts.clock.random,
     onRetry: (i) => opts.log.info({ path: i.path, attempt: i.attempt, waitMs: i.waitMs }, `${i.reason}; retry ${i.attempt} in ${i.waitMs} ms`),
   });
-  const authCtx: AuthContext = { layout, client, log: opts.log, redactor: opts.redactor, state, hmacKey, saveState: () => store.save(state), readOnly };
+  const authCtx: AuthContext = { layout, client, log: opts.log, redactor: opts.redactor, state, hmacKey, saveState: () => store.save(state), readOnly, now: opts.clock.now };
   let auth: AuthResult;
   try {
     auth = await authenticate(authCtx);
@@ -208,7 +212,8 @@ export async function openSession(layout: ResolvedLayout, opts: SyncOptions, rea
     client.close();
     throw e;
   }
-  return { layout, opts, client, state, store, leases: new LeaseStore(layout.agentDir), hmacKey, authCtx, auth, checkedDirs: new Set() };
+  const token = recordToken(state, hmacKey, auth);
+  return { layout, opts, client, state, store, leases: new LeaseStore(layout.agentDir), hmacKey, authCtx, auth, token, checkedDirs: new Set() };
 }
 
 export async function runSync(opts: SyncOptions): Promise<SyncResult> {
@@ -255,7 +260,7 @@ async function fetchLeases(s: Session, names: string[], forces: Forces): Promise
     const force = forces.leases.has(name);
     try {
       if (s.opts.dryRun) {
-        const { decision, reason } = decideLease(spec, s.state.leases[name], cache[name], s.opts.clock.now(), force);
+        const { decision, reason } = decideLease(spec, s.state.leases[name], cache[name], s.opts.clock.now(), force, s.token);
         if (decision !== "keep") out.notes.push(`lease     ${name}  would ${decision} (${reason})`);
         const cached = cache[name];
         if (!cached) throw new DryRunPending(`new credentials would be read from ${spec.path}`);
@@ -271,6 +276,7 @@ async function fetchLeases(s: Session, names: string[], forces: Forces): Promise
         force,
         saveState: () => s.store.save(s.state),
         warn: (msg) => s.opts.log.warn(msg),
+        token: s.token,
       });
       s.opts.redactor.add(r.data);
       out.data.set(name, { data: r.data });
@@ -303,7 +309,8 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
   const invalid = [...sources].filter(([, r]) => r instanceof VaultRequestError && r.kind === "invalid-token").map(([n]) => n);
   if (invalid.length > 0) {
     log.info("the token was revoked during the run; logging in again once");
-    await login(s.authCtx);
+    s.auth = await login(s.authCtx);
+    s.token = recordToken(s.state, s.hmacKey, s.auth);
     sources = new Map([...sources, ...(await fetchStatic(s, invalid))]);
   }
   const leaseFetch = await fetchLeases(s, leaseNames, forces);
@@ -433,6 +440,10 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
     }
     state.pendingRevokes = keep;
   }
+
+  // Shown with -v (not in every cron mail): a layout whose leases outlive the token's max TTL.
+  const maxTtlWarning = tokenMaxTtlWarning(layout, state);
+  if (maxTtlWarning && log.isLevelEnabled("info")) log.warn(maxTtlWarning);
 
   const failed = results.filter((r) => r.action === "failed");
   const changed = results.filter((r) => r.action === "create" || r.action === "update" || r.action === "delete");
