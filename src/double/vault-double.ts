@@ -613,6 +613,7 @@ export class VaultDouble {
   private readonly clusterId = randomUUID();
 
   private clockOffsetMs = 0;
+  private clockSource: (() => number) | null = null;
   private latencyMs = 0;
   private sealed = false;
   private initialized = true;
@@ -700,7 +701,15 @@ export class VaultDouble {
 
   /** The double's current time in ms since the epoch (real time + advanceTime offsets). */
   now(): number {
-    return Date.now() + this.clockOffsetMs;
+    return (this.clockSource?.() ?? Date.now()) + this.clockOffsetMs;
+  }
+
+  /**
+   * Drive the double's clock from a test's own clock (e.g. the fake `Clock` given to the core), so
+   * both see the same instant; `null` goes back to real time. `advanceTime` offsets add on top.
+   */
+  setClock(now: (() => number) | null): void {
+    this.clockSource = now;
   }
 
   private stamp(): Stamp {
