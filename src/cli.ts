@@ -49,7 +49,7 @@ function precomputedSchema(): string | null {
  * EPIPE, emitted as an 'error' event that would crash the process with a stack trace. Nobody is
  * left to read anything: carry on quietly (the run ends with its own exit code).
  */
-function exitQuietlyOnEpipe(stream: NodeJS.WriteStream): void {
+function ignoreEpipe(stream: NodeJS.WriteStream): void {
   stream.on("error", (e: NodeJS.ErrnoException) => {
     if (e.code !== "EPIPE") throw e;
     // Swallowed: later writes fail the same way, and the run ends with its own exit code.
@@ -57,8 +57,8 @@ function exitQuietlyOnEpipe(stream: NodeJS.WriteStream): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  exitQuietlyOnEpipe(process.stdout);
-  exitQuietlyOnEpipe(process.stderr);
+  ignoreEpipe(process.stdout);
+  ignoreEpipe(process.stderr);
   // `--version` needs nothing but the version (commander would print exactly this line).
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
     process.stdout.write(`${version}\n`);

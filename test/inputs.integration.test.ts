@@ -2,7 +2,7 @@
  * Inputs and promises (issue 10), end to end: the built CLI against the Vault double.
  */
 import { readFileSync } from "node:fs";
-import { chmod, lstat, readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Tree } from "./helpers.js";
@@ -230,5 +230,25 @@ path "sys/leases/revoke" { capabilities = ["update"] }
     expect(await kept(t)).toHaveLength(1);
     // The state written by that run is whole again.
     expect(() => JSON.parse(readFileSync(stateFile(t), "utf8"))).not.toThrow();
+  });
+});
+
+describe("a template's missing key", () => {
+  it("names the file, line and column, for inline and file templates", async () => {
+    const t = await tree({
+      layout: baseLayout({
+        outputs: [
+          { file: "inline.conf", format: "template", inline: "user={{ app.user }}\n  pw={{ app.nope }}\n" },
+          { file: "file.conf", format: "template", template: "tmpl/app.tmpl" },
+        ],
+      }),
+    });
+    await mkdir(path.join(t.dir, "tmpl"));
+    await writeFile(path.join(t.dir, "tmpl/app.tmpl"), "a\nb\n   {{ app.gone | trim }}\n");
+    t.double.kvPut("secret", "app", { user: "u" });
+    const r = await t.run(["sync"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('inline.conf:2:6: key "nope" not found in source "app"');
+    expect(r.stderr).toContain('file.conf: tmpl/app.tmpl:3:4: key "gone" not found in source "app"');
   });
 });

@@ -186,6 +186,8 @@ export class StateStore {
     let problem: string;
     try {
       doc = JSON.parse(text);
+      // "{}" is how an operator resets the state on purpose: nothing to keep or recover.
+      if (doc !== null && typeof doc === "object" && !Array.isArray(doc) && Object.keys(doc).length === 0) return emptyState();
       const parsed = stateSchema.safeParse(doc);
       if (parsed.success) return parsed.data;
       problem = `invalid at ${parsed.error.issues[0]?.path.join(".") || "the top"}`;
