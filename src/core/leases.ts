@@ -105,6 +105,8 @@ export async function resolveLease(
     warn?: (msg: string) => void;
     /** The token this run holds: recorded as the creator of new leases. */
     token?: CurrentToken;
+    /** Called before new credentials of a life `ttlMs` are read: a fresher token to read them with, if any. */
+    freshToken?: (ttlMs: number) => Promise<CurrentToken | undefined>;
   },
 ): Promise<LeaseOutcome> {
   const cache = await ctx.store.load();
@@ -129,6 +131,9 @@ export async function resolveLease(
     }
     decision = "replace";
   }
+  // The new lease lives about as long as the last one did.
+  const fresher = rec && ctx.freshToken ? await ctx.freshToken(rec.duration * 1000) : undefined;
+  if (fresher) ctx.token = fresher;
   // Each read creates credentials (and a lease): retried only when it cannot have reached Vault.
   const res = await ctx.client.read(spec.path, { sideEffect: true });
   if (!res.lease_id) {

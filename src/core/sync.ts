@@ -12,6 +12,7 @@ import type { AuthContext, AuthResult } from "./auth.js";
 import { authenticate, login } from "./auth.js";
 import type { Clock } from "./clock.js";
 import { mapLimit } from "./clock.js";
+import { formatDuration } from "./duration.js";
 import { ExitCode, VrError } from "./errors.js";
 import { describeHookFailure, runHook } from "./hooks.js";
 import { commitSet, recoverJournal } from "./journal.js";
@@ -84,6 +85,8 @@ export interface OutputResult {
   modeFixed?: boolean;
   /** For PKI sets: why it was (or would be) issued, and the serials. */
   note?: string;
+  /** Failed after something had changed (a certificate issued, part of a set renamed). */
+  afterChange?: boolean;
 }
 
 export interface SyncResult {
@@ -279,6 +282,32 @@ interface LeaseFetch {
   notes: string[];
 }
 
+/**
+ * A lease dies with the token that created it. When this run is about to read new leased
+ * credentials of a life `ttlMs` and its token has a known hard end (the max TTL) before that,
+ * log in first: otherwise the new credentials die with the old token, and the run that logs in
+ * replaces them again (a second set of credentials and a second hook run for nothing).
+ * Returns the new token, or undefined when the current one is kept.
+ */
+async function loginIfTokenEndsWithin(s: Session, ttlMs: number): Promise<CurrentToken | undefined> {
+  // Only a known hard end counts (the max TTL): a renewable token's expiry moves with renewals.
+  const goneBy = s.state.token?.id === s.token.id ? (s.state.token.maxExpiresAt ?? null) : null;
+  // A token from a login of this run is as fresh as a login can make it.
+  if (s.opts.dryRun || s.authCtx.readOnly || s.token.loggedIn || goneBy === null || ttlMs <= 0) return undefined;
+  const now = s.opts.clock.now();
+  if (goneBy >= now + ttlMs) return undefined;
+  s.opts.log.info(`logging in before reading new leased credentials: the current token is gone in ${formatDuration(Math.max(0, goneBy - now))}, before them`);
+  try {
+    s.auth = await login(s.authCtx);
+  } catch (e) {
+    // The current token still serves this run; the credentials are replaced again after a login.
+    s.opts.log.warn({ code: errorCode(e as Error) }, `could not log in before reading new credentials: ${describeError(e as Error)}; reading them with the current token`);
+    return undefined;
+  }
+  s.token = recordToken(s.state, s.hmacKey, s.auth);
+  return s.token;
+}
+
 async function fetchLeases(s: Session, names: string[], forces: Forces): Promise<LeaseFetch> {
   const out: LeaseFetch = { data: new Map(), revokes: [], notes: [] };
   const cache = await s.leases.load();
@@ -304,6 +333,7 @@ async function fetchLeases(s: Session, names: string[], forces: Forces): Promise
         saveState: () => s.store.save(s.state),
         warn: (msg) => s.opts.log.warn(msg),
         token: s.token,
+        freshToken: (ttlMs) => loginIfTokenEndsWithin(s, ttlMs),
       });
       s.opts.redactor.add(r.data);
       out.data.set(name, { data: r.data });
@@ -473,7 +503,7 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
     });
     exit = allUnavailable && changed.length === 0 ? ExitCode.Unavailable : ExitCode.Failed;
     // Nothing written and every failure was public/ refusing the write (full, read-only, not writable).
-    if (exit === ExitCode.Failed && changed.length === 0 && failed.every((r) => localWriteFailure(r.error))) exit = ExitCode.Environment;
+    if (exit === ExitCode.Failed && changed.length === 0 && failed.every((r) => !r.afterChange && localWriteFailure(r.error))) exit = ExitCode.Environment;
   }
   if (hookFailures.length && exit === ExitCode.Ok) exit = ExitCode.Failed;
   const counts = {
@@ -610,8 +640,10 @@ async function syncPki(s: Session, o: PkiOutput, force: boolean, dirsToSync: Set
   if (opts.dryRun) {
     return Object.values(parts).map((rel) => ({ file: rel, action: state.outputs[rel] ? "update" : "create", note: `issue a new certificate (${reason})` }) as OutputResult);
   }
+  let issued = false;
   try {
     const set = await issueSet(s.client, o);
+    issued = true;
     opts.redactor.add(set.privateKey);
     const entries = Object.entries(parts) as Array<[PkiPart, string]>;
     // Every file of a set is in its directory: one handle, opened without following links, so
@@ -676,7 +708,7 @@ async function syncPki(s: Session, o: PkiOutput, force: boolean, dirsToSync: Set
     }
   } catch (e) {
     recordFailure(s, id, e as Error);
-    return [{ file: id, action: "failed", error: e as Error }];
+    return [{ file: id, action: "failed", error: e as Error, afterChange: issued }];
   }
 }
 

@@ -46,8 +46,9 @@ export function recordToken(state: State, hmacKey: Buffer, auth: AuthResult): Cu
   // A login does not report the period (0 = unknown then); a lookup-self does.
   const period = auth.via === "login" ? (prev?.period ?? 0) : f.period;
   let maxTtl: number | null = f.maxTtl ?? (period > 0 ? null : (prev?.maxTtl ?? null));
-  // A token already living past the learned max TTL shows the role was changed since.
-  if (maxTtl !== null && f.maxTtl === undefined && f.expiresAt !== null && f.expiresAt - f.issuedAt > maxTtl * 1000) maxTtl = null;
+  // A token already living past the learned max TTL shows the role was changed since (with a
+  // second of slack: creation_time is whole seconds, expire_time is not).
+  if (maxTtl !== null && f.maxTtl === undefined && f.expiresAt !== null && f.expiresAt - f.issuedAt > (maxTtl + 1) * 1000) maxTtl = null;
   const maxExpiresAt = f.maxExpiresAt ?? (same ? (prev?.maxExpiresAt ?? null) : null) ?? (maxTtl !== null ? f.issuedAt + maxTtl * 1000 : null);
   const rec: TokenState = { id, accessor: f.accessor, issuedAt: f.issuedAt, expiresAt: f.expiresAt, period, maxExpiresAt, maxTtl };
   state.token = rec;
