@@ -137,3 +137,17 @@ export async function snapshot(dir: string): Promise<Map<string, FileSnap>> {
   await walk("");
   return out;
 }
+
+/** `tree(opts)` makes a tree that is cleaned up after each test of the calling file. */
+export function trackedTrees(afterEachHook: (fn: () => Promise<void>) => void): (opts?: Parameters<typeof makeTree>[0]) => Promise<Tree> {
+  let trees: Tree[] = [];
+  afterEachHook(async () => {
+    await Promise.all(trees.map((t) => t.cleanup()));
+    trees = [];
+  });
+  return async (opts = {}) => {
+    const t = await makeTree(opts);
+    trees.push(t);
+    return t;
+  };
+}

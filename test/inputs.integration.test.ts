@@ -6,18 +6,9 @@ import { chmod, lstat, mkdir, readFile, readdir, stat, writeFile } from "node:fs
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Tree } from "./helpers.js";
-import { baseLayout, makeTree } from "./helpers.js";
+import { baseLayout, trackedTrees } from "./helpers.js";
 
-let trees: Tree[] = [];
-afterEach(async () => {
-  await Promise.all(trees.map((t) => t.cleanup()));
-  trees = [];
-});
-async function tree(opts: Parameters<typeof makeTree>[0] = {}): Promise<Tree> {
-  const t = await makeTree(opts);
-  trees.push(t);
-  return t;
-}
+const tree = trackedTrees(afterEach);
 
 describe("an output that renders no keys", () => {
   const outputs = (allowEmpty?: boolean) => [

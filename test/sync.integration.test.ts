@@ -7,20 +7,11 @@ import { chmod, lstat, mkdir, readFile, readdir, stat, symlink, writeFile } from
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Tree } from "./helpers.js";
-import { baseLayout, makeTree, snapshot } from "./helpers.js";
+import { baseLayout, snapshot, trackedTrees } from "./helpers.js";
 
 const CANARY = "CANARY-s3cr3t-7f9d2c-DO-NOT-LOG";
 
-let trees: Tree[] = [];
-afterEach(async () => {
-  await Promise.all(trees.map((t) => t.cleanup()));
-  trees = [];
-});
-async function tree(opts: Parameters<typeof makeTree>[0] = {}): Promise<Tree> {
-  const t = await makeTree(opts);
-  trees.push(t);
-  return t;
-}
+const tree = trackedTrees(afterEach);
 
 function fullLayout(): Record<string, unknown> {
   return baseLayout({
