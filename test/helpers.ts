@@ -63,6 +63,15 @@ path "kv/*" { capabilities = ["read"] }
 path "sys/internal/ui/mounts/*" { capabilities = ["read"] }
 `;
 
+/** The rules every PKI-set and lease test needs (compose with the KV and AppRole rules of the test). */
+export const PKI_LEASE_RULES = `
+path "sys/internal/ui/mounts/*" { capabilities = ["read"] }
+path "pki_int/issue/web" { capabilities = ["update"] }
+path "database/creds/app" { capabilities = ["read"] }
+path "sys/leases/renew" { capabilities = ["update"] }
+path "sys/leases/revoke" { capabilities = ["update"] }
+`;
+
 export function baseLayout(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     version: 1,

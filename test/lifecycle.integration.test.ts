@@ -10,7 +10,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Tree } from "./helpers.js";
-import { baseLayout, makeTree, snapshot } from "./helpers.js";
+import { PKI_LEASE_RULES, baseLayout, makeTree, snapshot } from "./helpers.js";
 
 const exec = promisify(execFile);
 
@@ -22,12 +22,7 @@ afterEach(async () => {
 
 const POLICY = `
 path "secret/data/*" { capabilities = ["read", "create", "update"] }
-path "sys/internal/ui/mounts/*" { capabilities = ["read"] }
-path "pki_int/issue/web" { capabilities = ["update"] }
-path "database/creds/app" { capabilities = ["read"] }
-path "sys/leases/renew" { capabilities = ["update"] }
-path "sys/leases/revoke" { capabilities = ["update"] }
-path "auth/approle/role/app/secret-id" { capabilities = ["update"] }
+${PKI_LEASE_RULES}path "auth/approle/role/app/secret-id" { capabilities = ["update"] }
 path "auth/approle/role/app/secret-id/lookup" { capabilities = ["update"] }
 path "auth/approle/role/app/secret-id-accessor/destroy" { capabilities = ["update"] }
 `;

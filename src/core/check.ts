@@ -288,7 +288,7 @@ function stateChecks(state: State, layout: ResolvedLayout, opts: CheckOptions, f
   }
 }
 
-async function vaultChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findings): Promise<Session | null> {
+async function vaultChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findings, state: State | null): Promise<Session | null> {
   const silentPrint = () => undefined;
   const syncOpts = { layoutFile: opts.layoutFile, env: opts.env, dryRun: true, lockTimeoutMs: 0, log: opts.log, redactor: opts.redactor, clock: opts.clock, print: silentPrint };
   // Health first: reachable, initialized, sealed, which node answered.
@@ -316,7 +316,7 @@ async function vaultChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findin
   else f.add("vault.node", "ok", "vault", "the node that answered is the active node");
   let s: Session;
   try {
-    s = await openSession(layout, syncOpts, true);
+    s = await openSession(layout, syncOpts, true, state ?? undefined);
   } catch (e) {
     f.add("auth", "error", "auth", describeError(e as Error));
     return null;
@@ -423,7 +423,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
   }
   let vaultVerified = false;
   if (!opts.offline) {
-    const s = await vaultChecks(layout, opts, f);
+    const s = await vaultChecks(layout, opts, f, state);
     if (s) {
       try {
         if (state) {

@@ -219,9 +219,10 @@ export async function recoverInterrupted(layout: ResolvedLayout, log: Logger): P
 }
 
 /** `readOnly` (check, and every dry run): nothing is written to agent-only/ — no token, no state.key. */
-export async function openSession(layout: ResolvedLayout, opts: SyncOptions, readOnly = opts.dryRun): Promise<Session> {
+export async function openSession(layout: ResolvedLayout, opts: SyncOptions, readOnly = opts.dryRun, loaded?: State): Promise<Session> {
   const store = new StateStore(layout.agentDir);
-  const state = await store.load({ warn: (m) => opts.log.warn(m), keepAside: !readOnly, now: opts.clock.now });
+  // `loaded`: the state the caller already read (check), so a damaged file is read and reported once.
+  const state = loaded ?? (await store.load({ warn: (m) => opts.log.warn(m), keepAside: !readOnly, now: opts.clock.now }));
   const hmacKey = await store.hmacKey({ create: !readOnly });
   const client = new VaultClient(layout.vault, {
     sleep: opts.clock.sleep,

@@ -34,7 +34,8 @@ import { Redactor } from "../../src/core/redact.js";
 import { runSync } from "../../src/core/sync.js";
 import { startVaultDouble } from "../../src/double/vault-double.js";
 import type { VaultDouble } from "../../src/double/vault-double.js";
-import { makeTree } from "../helpers.js";
+import { PKI_LEASE_RULES, makeTree } from "../helpers.js";
+import { rng } from "./support.js";
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -59,12 +60,7 @@ const CERT_RENEW_BEFORE_H = 10 * 24;
 
 const POLICY = `
 path "secret/data/*" { capabilities = ["read"] }
-path "sys/internal/ui/mounts/*" { capabilities = ["read"] }
-path "pki_int/issue/web" { capabilities = ["update"] }
-path "database/creds/app" { capabilities = ["read"] }
-path "sys/leases/renew" { capabilities = ["update"] }
-path "sys/leases/revoke" { capabilities = ["update"] }
-`;
+${PKI_LEASE_RULES}`;
 
 const HOOK_LOG = "hooks.log";
 const LAYOUT = {
@@ -110,18 +106,8 @@ const JITTER_MAX_MS = 3000;
 const AFTER_RUN_MS = 30_000;
 const SEED = Number(process.env.SIM_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-/** mulberry32: a small seeded PRNG, so a failing schedule replays with SIM_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const jitter = prng(SEED);
+// A seeded schedule: a failing one replays with SIM_SEED.
+const jitter = rng(SEED);
 
 class FakeClock implements Clock {
   t = START;

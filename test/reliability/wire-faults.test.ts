@@ -8,18 +8,13 @@
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { baseLayout, makeTree, snapshot } from "../helpers.js";
+import { PKI_LEASE_RULES, baseLayout, makeTree, snapshot } from "../helpers.js";
 import type { Tree } from "../helpers.js";
 import { STACK_RE } from "./support.js";
 
 const POLICY = `
 path "secret/data/*" { capabilities = ["read"] }
-path "sys/internal/ui/mounts/*" { capabilities = ["read"] }
-path "pki_int/issue/web" { capabilities = ["update"] }
-path "database/creds/app" { capabilities = ["read"] }
-path "sys/leases/renew" { capabilities = ["update"] }
-path "sys/leases/revoke" { capabilities = ["update"] }
-path "auth/approle/role/app/secret-id" { capabilities = ["update"] }
+${PKI_LEASE_RULES}path "auth/approle/role/app/secret-id" { capabilities = ["update"] }
 path "auth/approle/role/app/secret-id/lookup" { capabilities = ["update"] }
 `;
 const VAULT = { retries: 2, timeout: "2s" };
