@@ -129,7 +129,7 @@ async function resolveSecretId(ctx: AuthContext): Promise<SecretIdChoice> {
   if (ctx.readOnly) {
     throw new VrError("WRAPPING", `the secret_id file ${file} still holds a wrapping token; a sync unwraps it (check never does: unwrapping consumes it)`, { exit: ExitCode.Unavailable });
   }
-  const res = await client.write("sys/wrapping/unwrap", undefined, { token: content, sideEffect: true });
+  const res = await client.unwrap(content);
   const secretId = res.data?.secret_id;
   if (typeof secretId !== "string" || !secretId) {
     throw new VrError("WRAPPING", `the wrapping token in ${file} did not contain a secret_id`, { exit: ExitCode.Unavailable });
@@ -155,7 +155,7 @@ export async function login(ctx: AuthContext, secretIdOverride?: string): Promis
   let res;
   try {
     // A login burns a use of a secret_id with secret_id_num_uses: never replayed once it may have reached Vault.
-    res = await client.write(`auth/${layout.approle.mount}/login`, { role_id: roleId, secret_id: secretId.value }, { sideEffect: true });
+    res = await client.approleLogin(layout.approle.mount, roleId, secretId.value);
   } catch (e) {
     if (e instanceof VaultRequestError && !e.unavailable) {
       if (secretId.probe && e.status === 400) throw interception(layout.approle.secretIdFile);
@@ -203,7 +203,7 @@ export async function authenticate(ctx: AuthContext): Promise<AuthResult> {
   client.setToken(cached);
   let info: Record<string, unknown>;
   try {
-    const res = await client.read("auth/token/lookup-self");
+    const res = await client.tokenLookupSelf();
     info = res.data ?? {};
   } catch (e) {
     // lookup-self is granted to every valid token by the default policy: any 403 means the token is gone.
@@ -239,7 +239,7 @@ export async function authenticate(ctx: AuthContext): Promise<AuthResult> {
   if (ctx.readOnly) return { token: cached, via: "cached", ttl, facts };
   if (renewable && creationTtl > 0 && ttl < creationTtl / 2) {
     try {
-      const res = await client.write("auth/token/renew-self", { increment: creationTtl });
+      const res = await client.tokenRenewSelf(creationTtl);
       const newTtl = Number(res.auth?.lease_duration ?? 0);
       log.info({ ttl: newTtl }, "renewed the cached token");
       const at = (ctx.now ?? Date.now)();

@@ -115,7 +115,7 @@ export async function resolveLease(
   if (decision === "keep") return { data: (cache[name] as { data: Record<string, unknown> }).data, action: "kept" };
   if (decision === "renew" && rec) {
     try {
-      const res = await ctx.client.request("PUT", "sys/leases/renew", { lease_id: rec.leaseId, increment: rec.duration });
+      const res = await ctx.client.renewLease(rec.leaseId, rec.duration);
       const ttl = Number(res.lease_duration ?? 0);
       const expiresAt = ctx.now() + ttl * 1000;
       if (ttl > 0 && expiresAt - ctx.now() > thresholdMs(spec, rec.duration)) {
@@ -152,5 +152,5 @@ export async function resolveLease(
 }
 
 export async function revokeLease(client: VaultClient, leaseId: string): Promise<void> {
-  await client.request("PUT", "sys/leases/revoke", { lease_id: leaseId });
+  await client.revokeLease(leaseId);
 }
