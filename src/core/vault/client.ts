@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import nodeVault from "node-vault";
 import { ExitCode, VrError } from "../errors.js";
 import type { VaultConnection } from "../layout/load.js";
-import { classifyResponse, VaultRequestError } from "./classify.js";
+import { classifyResponse } from "./classify.js";
 import { requestName, Transport } from "./transport.js";
 
 export { VaultRequestError } from "./classify.js";
