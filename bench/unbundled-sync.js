@@ -1,7 +1,8 @@
 // `node bench/unbundled-sync.js <layout>`: `vault-render sync` through tsc's per-file dist/core
 // (not the bundle), so a CPU profile attributes time to source files and packages.
 import { runSync } from "../dist/core/sync.js";
-import { Redactor, createLogger } from "../dist/core/log.js";
+import { createLogger } from "../dist/core/log.js";
+import { Redactor } from "../dist/core/redact.js";
 import { systemClock } from "../dist/core/clock.js";
 
 const redactor = new Redactor();

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { VaultRequestError } from "./classify.js";
-import { Transport } from "./transport.js";
+import { requestName, Transport } from "./transport.js";
 import type { TransportOptions } from "./transport.js";
 
 const SCALE = Number(process.env.TEST_TIME_SCALE) || 1;
@@ -98,14 +98,14 @@ async function failure(p: Promise<unknown>): Promise<VaultRequestError> {
 
 /** `send` under the retry rules, as the client calls it. */
 function call(t: Transport, url: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}, rules: { sideEffect?: boolean; noRetry?: boolean } = {}) {
-  return t.withRetries(() => t.send({ method: init.method ?? "GET", url, headers: init.headers ?? {}, body: init.body }), rules);
+  return t.withRetries(() => t.send({ method: init.method ?? "GET", url: new URL(url), headers: init.headers ?? {}, body: init.body }), rules);
 }
 
 describe("headers and bodies", () => {
   it("sends JSON with X-Vault-Request and the caller's headers; parses the answer and keeps its content type", async () => {
     const s = await serve((_q, res) => json(res, 200, { data: { ok: true } }));
     const { t } = transport();
-    const res = await t.send({ method: "POST", url: `${s.url}/v1/auth/approle/login`, headers: { "X-Vault-Token": "tok", "X-Vault-Namespace": "team" }, body: { role_id: "r", secret_id: "s" } });
+    const res = await t.send({ method: "POST", url: new URL(`${s.url}/v1/auth/approle/login`), headers: { "X-Vault-Token": "tok", "X-Vault-Namespace": "team" }, body: { role_id: "r", secret_id: "s" } });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ data: { ok: true } });
     expect(res.contentType).toBe("application/json");
@@ -126,7 +126,7 @@ describe("headers and bodies", () => {
       res.end();
     });
     const { t } = transport();
-    const res = await t.send({ method: "GET", url: `${s.url}/v1/sys/leases/renew?x=1`, headers: {} });
+    const res = await t.send({ method: "GET", url: new URL(`${s.url}/v1/sys/leases/renew?x=1`), headers: {} });
     expect(res.status).toBe(204);
     expect(res.body).toBeUndefined();
     expect(s.seen[0]?.headers["content-type"]).toBeUndefined();
@@ -212,12 +212,12 @@ describe("TLS", () => {
   it("verifies against the given CA and server name; refuses another CA or name before sending anything", async () => {
     const s = await serve((_q, res) => json(res, 200, { ok: 1 }), tlsFiles);
     const good = transport({ ca: tlsFiles.ca, servername: "vault.internal" }).t;
-    expect((await good.send({ method: "GET", url: `${s.url}/v1/sys/health`, headers: {} })).body).toEqual({ ok: 1 });
+    expect((await good.send({ method: "GET", url: new URL(`${s.url}/v1/sys/health`), headers: {} })).body).toEqual({ ok: 1 });
 
-    const wrongCa = await failure(transport({ ca: tlsFiles.otherCa, servername: "vault.internal" }).t.send({ method: "POST", url: `${s.url}/v1/auth/approle/login`, headers: {}, body: { secret_id: "s" } }));
+    const wrongCa = await failure(transport({ ca: tlsFiles.otherCa, servername: "vault.internal" }).t.send({ method: "POST", url: new URL(`${s.url}/v1/auth/approle/login`), headers: {}, body: { secret_id: "s" } }));
     expect(wrongCa.kind).toBe("tls");
     expect(wrongCa.notSent).toBe(true);
-    const wrongName = await failure(transport({ ca: tlsFiles.ca }).t.send({ method: "GET", url: `${s.url}/v1/sys/health`, headers: {} }));
+    const wrongName = await failure(transport({ ca: tlsFiles.ca }).t.send({ method: "GET", url: new URL(`${s.url}/v1/sys/health`), headers: {} }));
     expect(wrongName.kind).toBe("tls");
     expect(wrongName.message).toContain("ERR_TLS_CERT_ALTNAME_INVALID");
     expect(wrongName.notSent).toBe(true);
@@ -225,12 +225,12 @@ describe("TLS", () => {
     expect(s.seen).toHaveLength(1);
     // skipVerify: no verification at all.
     const skip = transport({ rejectUnauthorized: false }).t;
-    expect((await skip.send({ method: "GET", url: `${s.url}/v1/sys/health`, headers: {} })).status).toBe(200);
+    expect((await skip.send({ method: "GET", url: new URL(`${s.url}/v1/sys/health`), headers: {} })).status).toBe(200);
   });
 
   it("an https address pointed at a plain-HTTP server fails in the handshake (not sent)", async () => {
     const s = await serve((_q, res) => json(res, 200, {}));
-    const e = await failure(transport().t.send({ method: "GET", url: s.url.replace("http:", "https:") + "/v1/sys/health", headers: {} }));
+    const e = await failure(transport().t.send({ method: "GET", url: new URL(s.url.replace("http:", "https:") + "/v1/sys/health"), headers: {} }));
     expect(e.kind).toBe("tls");
     expect(e.notSent).toBe(true);
     expect(s.seen).toHaveLength(0);
@@ -316,9 +316,9 @@ describe("connections", () => {
       }, 5);
     });
     const { t } = transport({ concurrency: 3 });
-    for (let i = 0; i < 5; i++) await t.send({ method: "GET", url: `${s.url}/v1/secret/data/a${i}`, headers: {} });
+    for (let i = 0; i < 5; i++) await t.send({ method: "GET", url: new URL(`${s.url}/v1/secret/data/a${i}`), headers: {} });
     expect(s.connections()).toBe(1);
-    await Promise.all(Array.from({ length: 12 }, (_, i) => t.send({ method: "GET", url: `${s.url}/v1/secret/data/b${i}`, headers: {} })));
+    await Promise.all(Array.from({ length: 12 }, (_, i) => t.send({ method: "GET", url: new URL(`${s.url}/v1/secret/data/b${i}`), headers: {} })));
     expect(s.seen).toHaveLength(17);
     expect(peak).toBe(3);
     expect(s.connections()).toBe(3);
@@ -359,5 +359,15 @@ describe("the retry rules", () => {
     const { t } = transport({ onRetry: (i) => seen.push(`${i.path} #${i.attempt} ${i.waitMs} ${i.reason}`) });
     await call(t, `${s.url}/v1/secret/data/app`);
     expect(seen).toEqual(["secret/data/app #1 250 read secret/data/app: Vault server error (HTTP 500: internal error)"]);
+  });
+});
+
+describe("requestName", () => {
+  it("reads the op and the Vault path off the URL without the /v1/ prefix, a base path or the query", () => {
+    expect(requestName("GET", "/v1/secret/metadata/apps/", "?list=true")).toEqual({ op: "list", vaultPath: "secret/metadata/apps/" });
+    expect(requestName("GET", "/v1/secret/data/app", "?version=2")).toEqual({ op: "read", vaultPath: "secret/data/app" });
+    expect(requestName("GET", "/proxy/v1/kv/a%20b", "")).toEqual({ op: "read", vaultPath: "kv/a b" });
+    expect(requestName("PUT", "/v1/sys/leases/renew", "")).toEqual({ op: "write", vaultPath: "sys/leases/renew" });
+    expect(requestName("DELETE", "/v1/secret/data/x", "")).toEqual({ op: "delete", vaultPath: "secret/data/x" });
   });
 });

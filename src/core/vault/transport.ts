@@ -48,7 +48,7 @@ export interface TransportOptions {
 export interface WireRequest {
   method: string;
   /** Absolute URL: origin, `/v1/…` path and query. */
-  url: string;
+  url: URL;
   headers: Record<string, string>;
   /** Sent as JSON when defined. */
   body?: unknown;
@@ -83,11 +83,13 @@ function codedError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-/** `read secret/data/app` from `GET /v1/secret/data/app?version=2`. */
-export function requestName(method: string, url: URL): RequestName {
-  const vaultPath = decodeURIComponent(url.pathname.replace(/^.*?\/v1\//, ""));
+/** `read secret/data/app` from `GET /v1/secret/data/app?version=2` (plain string work: this runs per request). */
+export function requestName(method: string, pathname: string, search: string): RequestName {
+  const at = pathname.indexOf("/v1/");
+  const raw = at >= 0 ? pathname.slice(at + 4) : pathname.replace(/^\//, "");
+  const vaultPath = raw.includes("%") ? decodeURIComponent(raw) : raw;
   const m = method.toUpperCase();
-  const op = m === "GET" ? (url.searchParams.get("list") ? "list" : "read") : m === "LIST" ? "list" : m === "DELETE" ? "delete" : "write";
+  const op = m === "GET" ? (/[?&]list=[^&]/.test(search) ? "list" : "read") : m === "LIST" ? "list" : m === "DELETE" ? "delete" : "write";
   return { op, vaultPath };
 }
 
@@ -118,7 +120,7 @@ export class Transport {
 
   /** One exchange: resolves with any HTTP answer, rejects with `NoAnswer` when there was none. */
   exchange(req: WireRequest): Promise<WireResponse> {
-    const url = new URL(req.url);
+    const url = req.url;
     const tls = url.protocol === "https:";
     const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body), "utf8");
     const headers: Record<string, string> = { "X-Vault-Request": "true", ...req.headers };
@@ -196,7 +198,7 @@ export class Transport {
    * 200/204 means), rejects with a `VaultRequestError` otherwise.
    */
   async send(req: WireRequest): Promise<WireResponse> {
-    const name = requestName(req.method, new URL(req.url));
+    const name = requestName(req.method, req.url.pathname, req.url.search);
     this.requestCount++;
     try {
       const res = await this.exchange(req);
@@ -236,8 +238,9 @@ export class Transport {
   nodeVaultAdapter(): { defaults: (d: unknown) => (o: NodeVaultRequest) => Promise<NodeVaultResponse> } {
     const call = async (o: NodeVaultRequest): Promise<NodeVaultResponse> => {
       const body = o.json !== null && typeof o.json === "object" ? o.json : undefined;
-      const res = await this.send({ method: o.method, url: o.uri, headers: o.headers ?? {}, body });
-      return { statusCode: res.status, body: res.body ?? "", request: { path: new URL(o.uri).pathname } };
+      const url = new URL(o.uri);
+      const res = await this.send({ method: o.method, url, headers: o.headers ?? {}, body });
+      return { statusCode: res.status, body: res.body ?? "", request: { path: url.pathname } };
     };
     return { defaults: () => call };
   }
