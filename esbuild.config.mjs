@@ -35,7 +35,7 @@ const noAxios = {
 // Start-up weight that the CLI never uses, cut at bundle time (the source is untouched; each cut is
 // measured in docs/benchmarks.md). A patch whose target is gone fails the build (`trimHits`), so a
 // dependency update can never silently bring the weight back.
-const trimHits = { "zod locales": 0 };
+const trimHits = { "zod locales": 0, "node-vault debug": 0, "node-vault tv4": 0 };
 const trims = {
   name: "startup-trims",
   setup(b) {
@@ -49,6 +49,21 @@ const trims = {
     b.onLoad({ filter: /.*/, namespace: "vr-zod-locales" }, (args) => ({
       resolveDir: path.dirname(args.path),
       contents: `export { default as en } from ${JSON.stringify(args.path)};`,
+    }));
+    // node-vault requires `debug` (with ms, supports-color, has-flag) and `tv4` at load time; it is
+    // given its `debug` and `tv4` in its config (src/core/vault/client.ts), so the bundle gets a
+    // silent debug factory and a tv4 that throws if anything ever reaches it.
+    b.onResolve({ filter: /^(debug|tv4)$/ }, (args) => {
+      if (!/node_modules[\\/]node-vault[\\/]/.test(args.importer)) return undefined;
+      trimHits[`node-vault ${args.path}`]++;
+      return { path: args.path, namespace: "vr-node-vault-stub" };
+    });
+    b.onLoad({ filter: /.*/, namespace: "vr-node-vault-stub" }, (args) => ({
+      loader: "js",
+      contents:
+        args.path === "debug"
+          ? `module.exports = () => Object.assign(() => undefined, { enabled: false });`
+          : `module.exports = new Proxy({}, { get: (_, key) => { if (typeof key === "symbol") return undefined; throw new Error("vault-render: tv4 is not in this build (" + String(key) + " used); node-vault is given its own tv4"); } });`,
     }));
   },
 };

@@ -1,7 +1,9 @@
 /**
  * What the built CLI carries and loads: node-vault rides on our transport, so axios (and what it
  * drags in: form-data, follow-redirects, proxy-from-env, Node's bundled undici) is neither in the
- * bundle's module graph nor loaded by a run, and the stub that stands in for it is never touched.
+ * bundle's module graph nor loaded by a run, and the stubs that stand in for it (and for
+ * node-vault's load-time debug and tv4) are never touched: each throws on use, and a sync that
+ * logs in, reads KV, issues a certificate and reads leased credentials succeeds.
  */
 import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
@@ -17,9 +19,11 @@ describe("the bundle", () => {
     // The graph is real: node-vault and our transport are in it.
     expect(inputs.some((i) => /node_modules\/node-vault\/src\/index\.js$/.test(i))).toBe(true);
     expect(inputs.some((i) => /src\/core\/vault\/transport\.ts$/.test(i))).toBe(true);
-    const banned = inputs.filter((i) => /node_modules\/(axios|form-data|follow-redirects|proxy-from-env|mime-types|mime-db|combined-stream|asynckit)\//.test(i));
+    const banned = inputs.filter((i) => /node_modules\/(axios|form-data|follow-redirects|proxy-from-env|mime-types|mime-db|combined-stream|asynckit|debug|ms|supports-color|has-flag|tv4)\//.test(i));
     expect(banned).toEqual([]);
     expect(inputs).toContain("vr-no-axios:axios");
+    // node-vault's load-time debug and tv4 are stubs: it is handed ours in its config.
+    expect(inputs).toEqual(expect.arrayContaining(["vr-node-vault-stub:debug", "vr-node-vault-stub:tv4"]));
   });
 
   it("a sync (login, KV, a certificate, leased credentials) and a check never load axios or undici", async () => {
