@@ -35,8 +35,8 @@ const argVal = (name) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 /** Runs per point, the same at every N (the per-run fits need one time per N and run). */
-const RUNS = Number(argVal("--runs") ?? (QUICK ? 3 : 5));
-const STARTUP_RUNS = QUICK ? 7 : 15;
+const RUNS = Number(argVal("--runs") ?? (QUICK ? 3 : 7));
+const STARTUP_RUNS = QUICK ? 7 : 25;
 const RSS_RUNS = QUICK ? 1 : 3;
 const NOOP_NS = QUICK ? [10, 100, 1000] : [10, 100, 1000, 5000];
 const COLD_NS = [10, 100, 1000];
@@ -377,7 +377,7 @@ async function checkAndStatus(t, n) {
   const c = [];
   const hasCheck = (await run(t.vr(["check", "--help"]), t.opts)).code === 0;
   await mustRun(t.vr(["status"]), t.opts); // warm
-  const rounds = QUICK ? 5 : 9;
+  const rounds = QUICK ? 5 : 11;
   let checkExit;
   for (let i = 0; i < rounds; i++) {
     const steps = [async () => e0.push((await mustRun(["-e", "0"])).ms), async () => s.push((await mustRun(t.vr(["status"]), t.opts)).ms)];
