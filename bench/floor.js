@@ -1,23 +1,28 @@
-// The floor: a minimal hand-written Node script doing only the work a sync cannot avoid, against the
-// same layout and the same Vault double as vault-render. No validation, no state, no lock, no
-// logging, no retries: node built-ins only.
+// The floor: the fastest honest hand-written Node script for the work a sync cannot avoid, against
+// the same layout and the same Vault double as vault-render. No validation, no state, no lock, no
+// logging, no retries: node built-ins only, callback fs (no FileHandle objects), one keep-alive
+// agent, and every stage as wide as vault-render's reads (`vault.concurrency`, default 8).
 //
 //   node bench/floor.js <layout.json> noop|cold        (VAULT_ADDR points at the double)
 //
-// noop: read the cached token, one lookup-self, GET every unique KV v2 source (same concurrency as
-//       vault-render's default, vault.concurrency), render, read each existing file, compare bytes.
-// cold: AppRole login, write the token (atomic, 0600, fsync, dir fsync), GET every source, render,
-//       then for every file: mkdir, temp file O_EXCL 0600, write, fchmod 0644, fsync, rename;
-//       one directory fsync per directory at the end.
-// It supports exactly the subset the benchmark layouts use: kv sources on a v2 mount, env
-// (portable dialect), raw and json outputs with `keys` / `value`.
-import { constants as C, readFileSync } from "node:fs";
-import { mkdir, open, readFile, rename } from "node:fs/promises";
+// noop: read the cached token, one lookup-self, GET every unique KV v2 source `concurrency` at a
+//       time, then `concurrency` outputs at a time: render, read the existing file (every byte of
+//       it, plus one to see that it does not go on), compare. Exit 1 if any file differs.
+// cold: AppRole login, write the token (atomic, 0600, fsync, dir fsync), GET every source, then
+//       `concurrency` outputs at a time: mkdir (once per directory), temp file O_EXCL 0600, write
+//       every byte, fchmod 0644, fsync, close, rename; at the end one fsync per directory that got a
+//       new entry (each output directory, and the parent of every directory created), also
+//       `concurrency` at a time.
+// The bench (bench/run.js) checks that a cold floor run leaves a public/ tree byte- and
+// mode-identical to vault-render's. It supports exactly the subset the benchmark layouts use: kv
+// sources on a v2 mount, env (portable dialect), raw and json outputs with `keys` / `value`.
+import fs, { constants as C, readFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 
 const [layoutFile, mode] = process.argv.slice(2);
+if (mode !== "noop" && mode !== "cold") throw new Error("usage: node bench/floor.js <layout.json> noop|cold");
 const layout = JSON.parse(readFileSync(layoutFile, "utf8"));
 const dir = path.dirname(path.resolve(layoutFile));
 const publicDir = path.join(dir, layout.paths?.public ?? "public");
@@ -25,6 +30,11 @@ const agentDir = path.join(dir, layout.paths?.agentOnly ?? "agent-only");
 const concurrency = layout.vault?.concurrency ?? 8;
 const base = new URL(process.env.VAULT_ADDR);
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+const DIR_MODE = 0o755;
+const umaskHidesDirBits = (DIR_MODE & ~process.umask()) !== DIR_MODE;
+
+/** A callback fs call as a promise (cheaper than fs/promises' FileHandle objects). */
+const call = (fn, ...args) => new Promise((resolve, reject) => fn(...args, (e, r) => (e ? reject(e) : resolve(r))));
 
 function request(method, p, token, body) {
   return new Promise((resolve, reject) => {
@@ -50,7 +60,7 @@ async function mapLimit(items, limit, fn) {
   const worker = async () => {
     while (next < items.length) {
       const i = next++;
-      await fn(items[i]);
+      await fn(items[i], i);
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
@@ -58,21 +68,48 @@ async function mapLimit(items, limit, fn) {
 
 async function writeAtomic(file, bytes, fileMode) {
   const tmp = path.join(path.dirname(file), `.floor.tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
-  const fh = await open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+  const fd = await call(fs.open, tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
   try {
-    await fh.write(bytes, 0, bytes.length, 0);
-    await fh.chmod(fileMode);
-    await fh.sync();
+    let off = 0;
+    while (off < bytes.length) off += await call(fs.write, fd, bytes, off, bytes.length - off, off);
+    await call(fs.fchmod, fd, fileMode);
+    await call(fs.fsync, fd);
   } finally {
-    await fh.close();
+    await call(fs.close, fd);
   }
-  await rename(tmp, file);
+  await call(fs.rename, tmp, file);
 }
 
 async function fsyncDir(d) {
-  const fh = await open(d, C.O_RDONLY | C.O_DIRECTORY);
-  await fh.sync();
-  await fh.close();
+  const fd = await call(fs.open, d, C.O_RDONLY | C.O_DIRECTORY);
+  try {
+    await call(fs.fsync, fd);
+  } finally {
+    await call(fs.close, fd);
+  }
+}
+
+/** Whether `file` holds exactly `bytes`: reads all of it (and one byte more, to see EOF). */
+async function sameBytes(file, bytes) {
+  let fd;
+  try {
+    fd = await call(fs.open, file, C.O_RDONLY | C.O_NOFOLLOW);
+  } catch {
+    return false;
+  }
+  try {
+    const buf = Buffer.allocUnsafe(bytes.length + 1);
+    let off = 0;
+    for (;;) {
+      const n = await call(fs.read, fd, buf, off, buf.length - off, off);
+      if (n === 0) break;
+      off += n;
+      if (off === buf.length) return false; // longer than expected
+    }
+    return off === bytes.length && buf.subarray(0, off).equals(bytes);
+  } finally {
+    await call(fs.close, fd);
+  }
 }
 
 const str = (v) => (typeof v === "string" ? v : JSON.stringify(v));
@@ -108,27 +145,39 @@ const data = new Map();
 await mapLimit(Object.entries(layout.sources), concurrency, async ([name, s]) => {
   data.set(name, (await request("GET", `${s.mount}/data/${s.path}`, token)).data.data);
 });
+agent.destroy();
 
 let differing = 0;
-const dirs = new Set();
-for (const o of layout.outputs) {
-  const bytes = render(o, data);
-  const file = path.join(publicDir, o.file);
-  if (mode === "cold") {
-    const d = path.dirname(file);
-    if (!dirs.has(d)) {
-      await mkdir(d, { recursive: true, mode: 0o755 });
-      dirs.add(d);
+if (mode === "noop") {
+  await mapLimit(layout.outputs, concurrency, async (o) => {
+    if (!(await sameBytes(path.join(publicDir, o.file), render(o, data)))) differing++;
+  });
+} else {
+  /** Directory → its mkdir (one per directory, shared by the outputs in it). */
+  const made = new Map();
+  const toSync = new Set();
+  const ensureDir = (d) => {
+    let p = made.get(d);
+    if (!p) {
+      p = call(fs.mkdir, d, { recursive: true, mode: DIR_MODE }).then(async (first) => {
+        if (first === undefined) return;
+        // Every directory from `first` down to `d` is new: its parent got an entry.
+        toSync.add(path.dirname(first));
+        if (umaskHidesDirBits) for (let x = d; x.length >= first.length; x = path.dirname(x)) await call(fs.chmod, x, DIR_MODE);
+      });
+      made.set(d, p);
     }
-    await writeAtomic(file, bytes, 0o644);
-  } else {
-    const current = await readFile(file).catch(() => null);
-    if (!current || !current.equals(bytes)) differing++;
-  }
+    return p;
+  };
+  await mapLimit(layout.outputs, concurrency, async (o) => {
+    const file = path.join(publicDir, o.file);
+    const d = path.dirname(file);
+    await ensureDir(d);
+    await writeAtomic(file, render(o, data), 0o644);
+    toSync.add(d);
+  });
+  await mapLimit([...toSync], concurrency, fsyncDir);
 }
-for (const d of dirs) await fsyncDir(d);
-if (mode === "cold") await fsyncDir(publicDir);
-agent.destroy();
 // The driver checks that the floor rendered exactly vault-render's bytes.
 if (differing) process.stderr.write(`floor: ${differing} files differ from vault-render's\n`);
 process.exitCode = differing ? 1 : 0;
