@@ -21,7 +21,7 @@ import type { Env, ResolvedLayout } from "./layout/load.js";
 import { loadLayout } from "./layout/load.js";
 import { isFileOutput, outputFiles, outputId, pkiFiles } from "./layout/outputs.js";
 import type { PkiPart } from "./layout/outputs.js";
-import type { FileOutput, PkiOutput } from "./layout/schema.js";
+import type { FileOutput, OutputSpec, PkiOutput } from "./layout/schema.js";
 import type { LeaseSpec } from "./leases.js";
 import { LeaseStore, decideLease, resolveLease, revokeLease } from "./leases.js";
 import { Lock, processAlive } from "./lock.js";
@@ -380,17 +380,11 @@ export async function syncPass(s: Session, forces: Forces): Promise<SyncResult> 
   const dirsToSync = new Set<string>();
   /** Output id → files of it that changed this run. */
   const changedFiles = new Map<string, string[]>();
-  for (const o of layout.outputs) {
-    if (isFileOutput(o)) {
-      const r = await syncFileOutput(s, o, needs.get(outputId(o)) ?? [], sources, templates, dirsToSync);
-      results.push(r);
-      if (r.action === "create" || r.action === "update") changedFiles.set(outputId(o), [r.file]);
-    } else {
-      const rs = await syncPki(s, o, forces.pki.has(outputId(o)), dirsToSync);
-      results.push(...rs);
-      const changed = rs.filter((r) => r.action === "create" || r.action === "update").map((r) => r.file);
-      if (changed.length) changedFiles.set(outputId(o), changed);
-    }
+  for (const [i, rs] of (await syncOutputs(s, forces, needs, sources, templates, dirsToSync)).entries()) {
+    const o = layout.outputs[i] as OutputSpec;
+    results.push(...rs);
+    const changed = rs.filter((r) => r.action === "create" || r.action === "update").map((r) => r.file);
+    if (changed.length) changedFiles.set(outputId(o), changed);
   }
 
   // Prune files removed from the layout, but only files vault-render itself wrote.
@@ -546,21 +540,66 @@ function recordFailure(s: Session, id: string, e: Error): void {
   else s.state.failures[id] = rec;
 }
 
-async function syncFileOutput(
+/**
+ * Every output of the layout, results indexed by its position. Runs of consecutive file outputs
+ * are compared and written `vault.concurrency` at a time (as the reads are); what each records in
+ * the state is applied after its run, in layout order, so the state, the logs and the summary do
+ * not depend on which write finished first. A PKI output runs alone between those runs: it
+ * commits through the one journal in agent-only/ and saves the state with the outputs before it
+ * recorded, as a serial pass would.
+ */
+async function syncOutputs(
   s: Session,
-  o: FileOutput,
-  need: string[] | Error,
+  forces: Forces,
+  needs: Map<string, string[] | Error>,
   sources: SourceResults,
   templates: Map<string, TemplatePart[]>,
   dirsToSync: Set<string>,
-): Promise<OutputResult> {
+): Promise<OutputResult[][]> {
+  const outputs = s.layout.outputs;
+  const out = new Array<OutputResult[]>(outputs.length);
+  let i = 0;
+  while (i < outputs.length) {
+    const first = outputs[i] as OutputSpec;
+    if (!isFileOutput(first)) {
+      out[i] = await syncPki(s, first, forces.pki.has(outputId(first)), dirsToSync);
+      i++;
+      continue;
+    }
+    let end = i;
+    while (end < outputs.length && isFileOutput(outputs[end] as OutputSpec)) end++;
+    const run = outputs.slice(i, end) as FileOutput[];
+    const done = await mapLimit(run, s.layout.vault.concurrency, (o) => syncFileOutput(s, o, needs.get(outputId(o)) ?? [], sources, templates));
+    for (const [k, d] of done.entries()) {
+      d.record();
+      // A failed write may still have made directories: they are fsynced too, as before.
+      for (const dir of d.dirs) dirsToSync.add(dir);
+      out[i + k] = [d.result];
+    }
+    i = end;
+  }
+  return out;
+}
+
+/** A file output compared (and written when it changed); `record` applies it to the state. */
+interface FileOutcome {
+  result: OutputResult;
+  record: () => void;
+  /** Directories to fsync after the writes. */
+  dirs: Set<string>;
+}
+
+/**
+ * Render, compare and write one file output. Runs alongside other outputs: it changes nothing
+ * shared (the state is changed by `record`, in layout order, and directories are collected in
+ * its own set).
+ */
+async function syncFileOutput(s: Session, o: FileOutput, need: string[] | Error, sources: SourceResults, templates: Map<string, TemplatePart[]>): Promise<FileOutcome> {
   const { layout, state, hmacKey, opts } = s;
   const file = outputId(o);
   const prev: OutputState | undefined = state.outputs[file];
-  const fail = (e: Error): OutputResult => {
-    recordFailure(s, file, e);
-    return { file, action: "failed", error: e };
-  };
+  const dirs = new Set<string>();
+  const fail = (e: Error): FileOutcome => ({ result: { file, action: "failed", error: e }, record: () => recordFailure(s, file, e), dirs });
   if (need instanceof Error) return fail(need);
 
   let rendered: Rendered;
@@ -568,7 +607,7 @@ async function syncFileOutput(
     rendered = await renderOutput(o, sources, layout.dir, templates);
   } catch (e) {
     if (opts.dryRun && e instanceof SourceUnavailable && e.error instanceof DryRunPending) {
-      return { file, action: prev ? "update" : "create", note: e.error.message };
+      return { result: { file, action: prev ? "update" : "create", note: e.error.message }, record: () => undefined, dirs };
     }
     return fail(e as Error);
   }
@@ -579,14 +618,15 @@ async function syncFileOutput(
       return [n, d && !(d instanceof Error) && d.version !== undefined ? { version: d.version } : {}];
     }),
   );
-  const r = await writeIfChanged(s, file, rendered.bytes, keyHashes, dirsToSync);
+  const r = await writeIfChanged(s, file, rendered.bytes, keyHashes, dirs);
   if (r.action === "failed") return fail(r.error as Error);
-  if (!opts.dryRun) {
+  const record = () => {
+    if (opts.dryRun) return;
     const writtenAt = r.action === "unchanged" && prev ? prev.writtenAt : new Date(opts.clock.now()).toISOString();
     state.outputs[file] = { hash: keyedHash(hmacKey, rendered.bytes), size: rendered.bytes.length, keys: keyHashes, sources: sourceVersions, writtenAt, lastError: null };
     delete state.failures[file];
-  }
-  return r;
+  };
+  return { result: r, record, dirs };
 }
 
 /** Compare with the file on disk; write atomically when bytes or mode differ (not in dry runs). */

@@ -251,7 +251,11 @@ describe("kill at the writer boundary (VAULT_RENDER_TEST_FAULT=kill:)", () => {
     for (const part of ["f0.raw", "f21.env", "f39.template"]) {
       const r = await t.run(["sync"], { env: { VAULT_RENDER_TEST_FAULT: `kill:${part}` } });
       expect(r.signal).toBe("SIGKILL");
-      expect((await tempFiles(t.publicDir)).length).toBe(1);
+      // The killed write's temp, and those of the other outputs being written alongside it
+      // (vault.concurrency, default 8, at a time): one per output in flight at most.
+      const temps = (await tempFiles(t.publicDir)).length;
+      expect(temps).toBeGreaterThanOrEqual(1);
+      expect(temps).toBeLessThanOrEqual(8);
       await checkAfterKill(oldGen, gen, `kill:${part}`, false);
     }
     // A temp left in agent-only/ by a run killed while saving its state or token.
