@@ -134,12 +134,20 @@ describe("kill -9 during syncs that change many files", () => {
     async () => {
       const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1e9);
       const rand = rng(seed);
-      // Calibrate: how long does an unkilled changing sync take here?
+      // Calibrate: how long does an unkilled changing sync take here? The shortest of three (a
+      // load spike during one run must not push every kill past the end of the runs), and
+      // shortened again whenever a run finishes before its kill, so a busy machine still kills
+      // most runs at random points inside them.
       t.double.setLatency(10);
-      putGen(t, ++gen);
-      let started = Date.now();
-      expect((await t.run(["sync"])).code).toBe(0);
-      const full = Date.now() - started;
+      let full = Infinity;
+      let started = 0;
+      for (let k = 0; k < 3; k++) {
+        putGen(t, ++gen);
+        started = Date.now();
+        expect((await t.run(["sync"])).code).toBe(0);
+        full = Math.min(full, Date.now() - started);
+      }
+      const calibrated = full;
       let ttl = "72h";
       const stats = { killed: 0, finished: 0, rolledForward: 0, tempsCleaned: 0, issued: 0 };
       for (let i = 0; i < trials; i++) {
@@ -160,7 +168,10 @@ describe("kill -9 during syncs that change many files", () => {
         run.child.kill("SIGKILL");
         const res = await run.done;
         if (res.signal === "SIGKILL") stats.killed++;
-        else stats.finished++;
+        else {
+          stats.finished++;
+          full = Math.max(50, Math.floor(full * 0.8));
+        }
         await checkAfterKill(oldGen, gen, trial);
         // Did the killed run commit a new certificate set (fully, or pending in the journal)?
         const journal = await stat(path.join(t.agentDir, "commit-journal.json")).then(() => true, () => false);
@@ -193,7 +204,7 @@ describe("kill -9 during syncs that change many files", () => {
         expect(t.double.pkiIssued("pki_int").length - issuedBefore).toBe(issuedNow);
       }
       started = Date.now();
-      console.log(`crash: ${trials} trials, seed ${seed}, calibrated run ${full} ms: ${JSON.stringify(stats)}`);
+      console.log(`crash: ${trials} trials, seed ${seed}, calibrated run ${calibrated} ms (${full} ms at the end): ${JSON.stringify(stats)}`);
       expect(stats.killed).toBeGreaterThan(trials / 2);
     },
     budget(150_000, 1_500_000),
