@@ -48,10 +48,10 @@ const axiosShim = {
 const trims = {
   name: "startup-trims",
   setup(b) {
-    // zod/v4 (classic and core) re-exports every locale (~290 KB of the bundle) as `z.locales`; only `en`
-    // (which zod installs itself) is used.
+    // zod/v4 (classic, mini and core) re-exports every locale (~290 KB of the bundle) as `z.locales`;
+    // only `en` (which src/core/zod.ts installs) is used.
     b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
-      /zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer) ? { path: path.join(path.dirname(args.importer), "../locales/en.js"), namespace: "vr-zod-locales" } : undefined,
+      /zod[\\/]v4[\\/](classic|mini|core)[\\/]/.test(args.importer) ? { path: path.join(path.dirname(args.importer), "../locales/en.js"), namespace: "vr-zod-locales" } : undefined,
     );
     b.onLoad({ filter: /.*/, namespace: "vr-zod-locales" }, (args) => ({
       resolveDir: path.dirname(args.path),
