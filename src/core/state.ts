@@ -7,7 +7,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { chmod, rename } from "node:fs/promises";
 import path from "node:path";
-import { z } from "./zod.js";
+import * as z from "./zod.js";
 import { leaseIdsIn, tolerantJsonParse } from "./state-salvage.js";
 import { readPrivate, writePrivate } from "./writer.js";
 import { ExitCode, VrError } from "./errors.js";

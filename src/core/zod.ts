@@ -5,9 +5,11 @@
  * it installs no locale by itself: the English messages are installed here, the same ones classic
  * zod shows, which the layout's issue texts (layout/load.ts) are built from.
  */
-import { z } from "zod/mini";
+import { config } from "zod/mini";
 import en from "zod/v4/locales/en.js";
 
-z.config(en());
+config(en());
 
-export { z };
+// Imported as a namespace (`import * as z from "./zod.js"`), never handed around as an object, so
+// the bundler keeps only the parts of zod the schemas use.
+export * from "zod/mini";

@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import type { z } from "../zod.js";
+import type * as z from "../zod.js";
 import { ExitCode, VrError } from "../errors.js";
 import { checkOutputPath } from "../paths.js";
 import { parseDuration } from "../duration.js";
