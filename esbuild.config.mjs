@@ -39,10 +39,10 @@ const trimHits = { "zod locales": 0, "node-vault debug": 0, "node-vault tv4": 0 
 const trims = {
   name: "startup-trims",
   setup(b) {
-    // zod/v4 (classic and core) re-exports every locale (~290 KB of the bundle) as `z.locales`; only `en`
-    // (which zod installs itself) is used.
+    // zod/v4 (classic, mini and core) re-exports every locale (~290 KB of the bundle) as `z.locales`;
+    // only `en` (which src/core/zod.ts installs) is used.
     b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) => {
-      if (!/zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer)) return undefined;
+      if (!/zod[\\/]v4[\\/](classic|mini|core)[\\/]/.test(args.importer)) return undefined;
       trimHits["zod locales"]++;
       return { path: path.join(path.dirname(args.importer), "../locales/en.js"), namespace: "vr-zod-locales" };
     });

@@ -15,7 +15,7 @@ import { registerSync } from "./commands/sync.js";
 import { registerSchema } from "./commands/schema.js";
 import { registerRotate } from "./commands/rotate.js";
 import { registerCheck } from "./commands/check.js";
-import { registerStatus } from "./commands/status.js";
+import { printStatus, registerStatus } from "./commands/status.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerWatch } from "./commands/watch.js";
 
@@ -25,7 +25,8 @@ const { version } = require("../package.json") as { version: string };
 /**
  * Start-up cost (docs/benchmarks.md): a cron run pays for every module it loads. The log module
  * (pino) is loaded by a preAction hook, so --version/--help never load it, and commands that log
- * nothing (LOGLESS) skip it too; each command imports its core module lazily (zod, node-vault).
+ * nothing (LOGLESS) skip it too; each command imports its core module lazily (zod, node-vault), and
+ * a plain `status` does not load commander either.
  */
 type LogModule = typeof LogModuleNs;
 const LOGLESS = new Set(["schema", "status"]);
@@ -73,7 +74,6 @@ export async function main(argv: string[]): Promise<number> {
       return ExitCode.Ok;
     }
   }
-  const { Command, CommanderError, Option } = await import("commander");
   let exit: number = ExitCode.Ok;
   let logMod: LogModule | undefined;
   const redactor = new Redactor();
@@ -93,6 +93,17 @@ export async function main(argv: string[]): Promise<number> {
       exit = c;
     },
   };
+  // A plain `status` / `status --json` (what a shell prompt or a monitoring script polls) needs no
+  // option parsing: it runs the same action without loading commander. Anything else goes through it.
+  if (argv[0] === "status" && (argv.length === 1 || (argv.length === 2 && argv[1] === "--json"))) {
+    try {
+      await printStatus(ctx, defaultLayout(process.env), argv.length === 2);
+    } catch (e) {
+      return reportError(e, redactor, false);
+    }
+    return exit;
+  }
+  const { Command, CommanderError, Option } = await import("commander");
   const program = new Command("vault-render")
     .description("Render HashiCorp Vault secrets into files for Docker containers (AppRole, KV, atomic 0644/0755 writes).")
     .version(version, "-V, --version")
@@ -126,15 +137,20 @@ export async function main(argv: string[]): Promise<number> {
       // --help / --version exit through here with code 0; usage errors were already printed.
       return e.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
     }
-    const redact = (text: string): string => redactor.redact(text);
-    const lines = oneLine(e).split("\n");
-    if (isVrError(e) && e.code === "LAYOUT_INVALID") {
-      for (const l of e.message.split("\n")) process.stderr.write(redact(`vault-render: ${l}`) + "\n");
-    } else {
-      for (const l of lines) process.stderr.write(redact(`vault-render: ${l}`) + "\n");
-    }
-    if (debug && e instanceof Error && e.stack) process.stderr.write(redact(e.stack) + "\n");
-    return isVrError(e) ? e.exit : ExitCode.Failed;
+    return reportError(e, redactor, debug);
   }
   return exit;
+}
+
+/** An error that ends the run: one clear line (every line of a layout's issues), redacted; its exit code. */
+function reportError(e: unknown, redactor: Redactor, debug: boolean): number {
+  const redact = (text: string): string => redactor.redact(text);
+  const lines = oneLine(e).split("\n");
+  if (isVrError(e) && e.code === "LAYOUT_INVALID") {
+    for (const l of e.message.split("\n")) process.stderr.write(redact(`vault-render: ${l}`) + "\n");
+  } else {
+    for (const l of lines) process.stderr.write(redact(`vault-render: ${l}`) + "\n");
+  }
+  if (debug && e instanceof Error && e.stack) process.stderr.write(redact(e.stack) + "\n");
+  return isVrError(e) ? e.exit : ExitCode.Failed;
 }

@@ -7,9 +7,13 @@ export function registerStatus(program: Command, ctx: CommandContext): void {
     .description("offline overview per output: versions, last written, expiries, errors, pending hooks (no Vault call)")
     .option("--json", "machine-readable output")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { runStatus, formatStatus } = await import("../core/status.js");
-      const report = await runStatus({ layoutFile: g.layout, env: ctx.env, now: ctx.clock.now() });
-      ctx.stdout.write(opts.json ? JSON.stringify(report, null, 2) + "\n" : formatStatus(report));
+      await printStatus(ctx, cmd.optsWithGlobals<GlobalOptions>().layout, opts.json === true);
     });
+}
+
+/** The whole command; src/cli.ts also calls it directly for a plain `status [--json]`, without commander. */
+export async function printStatus(ctx: CommandContext, layoutFile: string, json: boolean): Promise<void> {
+  const { runStatus, formatStatus } = await import("../core/status.js");
+  const report = await runStatus({ layoutFile, env: ctx.env, now: ctx.clock.now() });
+  ctx.stdout.write(json ? JSON.stringify(report, null, 2) + "\n" : formatStatus(report));
 }

@@ -7,7 +7,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { chmod, rename } from "node:fs/promises";
 import path from "node:path";
-import { z } from "zod";
+import * as z from "./zod.js";
 import { leaseIdsIn, tolerantJsonParse } from "./state-salvage.js";
 import { readPrivate, writePrivate } from "./writer.js";
 import { ExitCode, VrError } from "./errors.js";
@@ -17,21 +17,24 @@ import { ExitCode, VrError } from "./errors.js";
  * "constructor" or "__proto__" is stored and found as itself (z.record drops "__proto__", and a
  * plain object answers "toString" with a function).
  */
-function dict<T extends z.ZodType>(value: T) {
-  return z.unknown().transform((input, ctx): Record<string, z.output<T>> => {
-    const out = Object.create(null) as Record<string, z.output<T>>;
-    if (input === null || typeof input !== "object" || Array.isArray(input)) {
-      ctx.addIssue({ code: "custom", message: "expected an object" });
-      return z.NEVER;
-    }
-    const rec = input as Record<string, unknown>;
-    for (const k of Object.keys(rec)) {
-      const r = value.safeParse(rec[k]);
-      if (r.success) out[k] = r.data;
-      else ctx.addIssue({ code: "custom", message: r.error.message, path: [k] });
-    }
-    return out;
-  });
+function dict<T extends z.ZodMiniType>(value: T) {
+  return z.pipe(
+    z.unknown(),
+    z.transform((input: unknown, ctx): Record<string, z.output<T>> => {
+      const out = Object.create(null) as Record<string, z.output<T>>;
+      if (input === null || typeof input !== "object" || Array.isArray(input)) {
+        ctx.issues.push({ code: "custom", message: "expected an object", input });
+        return z.NEVER;
+      }
+      const rec = input as Record<string, unknown>;
+      for (const k of Object.keys(rec)) {
+        const r = value.safeParse(rec[k]);
+        if (r.success) out[k] = r.data as z.output<T>;
+        else ctx.issues.push({ code: "custom", message: r.error.message, path: [k], input: rec[k] });
+      }
+      return out;
+    }),
+  );
 }
 
 /** An empty record without a prototype. */
@@ -45,10 +48,10 @@ const outputState = z.object({
   hash: z.string(),
   size: z.number(),
   /** Per-key keyed hashes for env/json outputs (for a redacted plan/diff). */
-  keys: dict(z.string()).optional(),
-  sources: dict(z.object({ version: z.number().optional() })).default(emptyDict),
+  keys: z.optional(dict(z.string())),
+  sources: z._default(dict(z.object({ version: z.optional(z.number()) })), emptyDict),
   writtenAt: z.string(),
-  lastError: errorRecord.nullable().default(null),
+  lastError: z._default(z.nullable(errorRecord), null),
 });
 
 const pkiState = z.object({
@@ -58,8 +61,8 @@ const pkiState = z.object({
   requestHash: z.string(),
   issuedAt: z.string(),
   /** The issued leaf certificate and CA chain (PEM, public), to repair the set without a new issue. */
-  cert: z.string().optional(),
-  chain: z.string().optional(),
+  cert: z.optional(z.string()),
+  chain: z.optional(z.string()),
 });
 
 const leaseState = z.object({
@@ -70,10 +73,10 @@ const leaseState = z.object({
   duration: z.number(),
   renewable: z.boolean(),
   /** The token whose request created the lease (Vault revokes the lease with it): keyed hash, accessor, horizon. */
-  tokenId: z.string().optional(),
-  tokenAccessor: z.string().optional(),
+  tokenId: z.optional(z.string()),
+  tokenAccessor: z.optional(z.string()),
   /** ms: when that token is gone at the latest as far as known (its max-TTL horizon, else its expiry); null = never */
-  tokenExpiresAt: z.number().nullable().optional(),
+  tokenExpiresAt: z.optional(z.nullable(z.number())),
 });
 
 /** The token vault-render holds, as last seen (token-horizon.ts). */
@@ -82,35 +85,35 @@ const tokenState = z.object({
   id: z.string(),
   accessor: z.string(),
   issuedAt: z.number(),
-  expiresAt: z.number().nullable(),
+  expiresAt: z.nullable(z.number()),
   /** seconds; 0 = not periodic (or not known yet) */
-  period: z.number().default(0),
+  period: z._default(z.number(), 0),
   /** ms; null = not known (or none: a periodic token) */
-  maxExpiresAt: z.number().nullable().default(null),
+  maxExpiresAt: z._default(z.nullable(z.number()), null),
   /** seconds: the AppRole's token max TTL as learned from a capped renewal or an explicit max TTL */
-  maxTtl: z.number().nullable().default(null),
+  maxTtl: z._default(z.nullable(z.number()), null),
 });
 
-const pendingHook = z.object({ files: z.array(z.string()), since: z.string(), attempts: z.number().default(0), lastError: z.string().optional() });
-const pendingRevoke = z.object({ leaseId: z.string(), source: z.string(), afterHooks: z.array(z.string()).default([]), since: z.string() });
+const pendingHook = z.object({ files: z.array(z.string()), since: z.string(), attempts: z._default(z.number(), 0), lastError: z.optional(z.string()) });
+const pendingRevoke = z.object({ leaseId: z.string(), source: z.string(), afterHooks: z._default(z.array(z.string()), []), since: z.string() });
 
 const mountVersion = z.union([z.literal(1), z.literal(2)]);
 const lastRun = z.object({ at: z.string(), exit: z.number(), summary: z.string() });
 
 const stateSchema = z.object({
   version: z.literal(1),
-  outputs: dict(outputState).default(emptyDict),
+  outputs: z._default(dict(outputState), emptyDict),
   /** Failures of outputs that never had a good write. */
-  failures: dict(errorRecord).default(emptyDict),
-  mounts: dict(mountVersion).default(emptyDict),
-  secretIdPlainHash: z.string().optional(),
-  pki: dict(pkiState).default(emptyDict),
-  leases: dict(leaseState).default(emptyDict),
-  token: tokenState.optional(),
-  pendingHooks: dict(pendingHook).default(emptyDict),
-  pendingRevokes: z.array(pendingRevoke).default([]),
-  lastRun: lastRun.optional(),
-  lastSuccessAt: z.string().optional(),
+  failures: z._default(dict(errorRecord), emptyDict),
+  mounts: z._default(dict(mountVersion), emptyDict),
+  secretIdPlainHash: z.optional(z.string()),
+  pki: z._default(dict(pkiState), emptyDict),
+  leases: z._default(dict(leaseState), emptyDict),
+  token: z.optional(tokenState),
+  pendingHooks: z._default(dict(pendingHook), emptyDict),
+  pendingRevokes: z._default(z.array(pendingRevoke), []),
+  lastRun: z.optional(lastRun),
+  lastSuccessAt: z.optional(z.string()),
 });
 
 export type State = z.infer<typeof stateSchema>;
@@ -135,7 +138,7 @@ function salvageState(doc: unknown): State {
   const state = emptyState();
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) return state;
   const d = doc as Record<string, unknown>;
-  const take = <T>(section: unknown, schema: z.ZodType<T>, into: Record<string, T>) => {
+  const take = <T>(section: unknown, schema: z.ZodMiniType<T>, into: Record<string, T>) => {
     if (section === null || typeof section !== "object" || Array.isArray(section)) return;
     const rec = section as Record<string, unknown>;
     for (const k of Object.keys(rec)) {

@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import type { z } from "zod";
+import type * as z from "../zod.js";
 import { ExitCode, VrError } from "../errors.js";
 import { checkOutputPath } from "../paths.js";
 import { parseDuration } from "../duration.js";
@@ -130,11 +130,11 @@ function checkableParts(doc: unknown): Checkable {
   const rawSources = isRecord(d.sources) ? d.sources : {};
   const rawHooks = isRecord(d.hooks) ? d.hooks : {};
   const approle = isRecord(d.auth) && isRecord(d.auth.approle) ? d.auth.approle : {};
-  const valid = <T>(schema: z.ZodType<T>, v: unknown): T | undefined => {
+  const valid = <T>(schema: z.ZodMiniType<T>, v: unknown): T | undefined => {
     const r = schema.safeParse(v);
     return r.success ? r.data : undefined;
   };
-  const pairs = <T>(rec: Record<string, unknown>, schema: z.ZodType<T>): Array<[string, T]> =>
+  const pairs = <T>(rec: Record<string, unknown>, schema: z.ZodMiniType<T>): Array<[string, T]> =>
     Object.keys(rec).flatMap((k) => {
       const v = valid(schema, rec[k]);
       return v === undefined ? [] : [[k, v] as [string, T]];
