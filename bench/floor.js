@@ -6,8 +6,9 @@
 //   node bench/floor.js <layout.json> noop|cold        (VAULT_ADDR points at the double)
 //
 // noop: read the cached token, one lookup-self, GET every unique KV v2 source `concurrency` at a
-//       time, then `concurrency` outputs at a time: render, read the existing file (every byte of
-//       it, plus one to see that it does not go on), compare. Exit 1 if any file differs.
+//       time, then for each output: render, open the existing file, check its mode, read every
+//       byte of it (plus one to see that it does not go on), compare — synchronously, the fastest
+//       way for small cached files (docs/benchmarks.md). Exit 1 if any file differs.
 // cold: AppRole login, write the token (atomic, 0600, fsync, dir fsync), GET every source, then
 //       `concurrency` outputs at a time: mkdir (once per directory), temp file O_EXCL 0600, write
 //       every byte, fchmod 0644, fsync, close, rename; at the end one fsync per directory that got a
@@ -31,6 +32,7 @@ const concurrency = layout.vault?.concurrency ?? 8;
 const base = new URL(process.env.VAULT_ADDR);
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 const DIR_MODE = 0o755;
+const FILE_MODE = 0o644;
 const umaskHidesDirBits = (DIR_MODE & ~process.umask()) !== DIR_MODE;
 
 /** A callback fs call as a promise (cheaper than fs/promises' FileHandle objects). */
@@ -89,26 +91,32 @@ async function fsyncDir(d) {
   }
 }
 
-/** Whether `file` holds exactly `bytes`: reads all of it (and one byte more, to see EOF). */
-async function sameBytes(file, bytes) {
+/**
+ * Whether `file` holds exactly `bytes` at mode 0644: reads all of it (and one byte more, to see
+ * EOF), and its mode (vault-render rewrites a file whose mode drifted, so it must look). Plain
+ * synchronous calls: for small files in the page cache they cost about a quarter of the
+ * thread-pool round trips of the async API (docs/benchmarks.md), and nothing else is in flight.
+ */
+function sameBytes(file, bytes) {
   let fd;
   try {
-    fd = await call(fs.open, file, C.O_RDONLY | C.O_NOFOLLOW);
+    fd = fs.openSync(file, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
   } catch {
     return false;
   }
   try {
+    if ((fs.fstatSync(fd).mode & 0o7777) !== FILE_MODE) return false;
     const buf = Buffer.allocUnsafe(bytes.length + 1);
     let off = 0;
     for (;;) {
-      const n = await call(fs.read, fd, buf, off, buf.length - off, off);
+      const n = fs.readSync(fd, buf, off, buf.length - off, null);
       if (n === 0) break;
       off += n;
       if (off === buf.length) return false; // longer than expected
     }
     return off === bytes.length && buf.subarray(0, off).equals(bytes);
   } finally {
-    await call(fs.close, fd);
+    fs.closeSync(fd);
   }
 }
 
@@ -149,9 +157,7 @@ agent.destroy();
 
 let differing = 0;
 if (mode === "noop") {
-  await mapLimit(layout.outputs, concurrency, async (o) => {
-    if (!(await sameBytes(path.join(publicDir, o.file), render(o, data)))) differing++;
-  });
+  for (const o of layout.outputs) if (!sameBytes(path.join(publicDir, o.file), render(o, data))) differing++;
 } else {
   /** Directory → its mkdir (one per directory, shared by the outputs in it). */
   const made = new Map();
@@ -173,7 +179,7 @@ if (mode === "noop") {
     const file = path.join(publicDir, o.file);
     const d = path.dirname(file);
     await ensureDir(d);
-    await writeAtomic(file, render(o, data), 0o644);
+    await writeAtomic(file, render(o, data), FILE_MODE);
     toSync.add(d);
   });
   await mapLimit([...toSync], concurrency, fsyncDir);

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdtemp, mkdir, readFile, readdir, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -99,5 +100,34 @@ describe("cleanStaleTemps", () => {
     await writeFile(path.join(dir, ".hidden"), "x");
     expect(await cleanStaleTemps([dir])).toBe(1);
     expect((await readdir(dir)).sort()).toEqual([".hidden", "keep.env"]);
+  });
+});
+
+describe("readCurrent", () => {
+  it("reads a regular file whole with its mode; null when missing", async () => {
+    const f = path.join(dir, "a");
+    expect(await readCurrent(f)).toBeNull();
+    await writeFile(f, "x".repeat(70_000), { mode: 0o640 });
+    const cur = await readCurrent(f);
+    expect(cur?.bytes.toString()).toBe("x".repeat(70_000));
+    expect(cur?.mode).toBe(0o640);
+    await writeFile(f, "");
+    expect((await readCurrent(f))?.bytes.length).toBe(0);
+  });
+
+  it("reads past a size that lies (a file that grew after its fstat, as /proc files do)", async () => {
+    const cur = await readCurrent("/proc/self/status");
+    expect(cur?.bytes.toString()).toMatch(/^Name:/);
+    expect(cur?.bytes.length).toBeGreaterThan(100);
+  });
+
+  it("refuses a symlink, a directory and a FIFO at the target (without blocking on the FIFO)", async () => {
+    await writeFile(path.join(dir, "real"), "r");
+    await symlink(path.join(dir, "real"), path.join(dir, "link"));
+    await expect(readCurrent(path.join(dir, "link"))).rejects.toThrow(/refusing to replace the symlink/);
+    await mkdir(path.join(dir, "d"));
+    await expect(readCurrent(path.join(dir, "d"))).rejects.toThrow(/exists and is not a regular file/);
+    execFileSync("mkfifo", [path.join(dir, "fifo")]);
+    await expect(readCurrent(path.join(dir, "fifo"))).rejects.toThrow(/exists and is not a regular file/);
   });
 });

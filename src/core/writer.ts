@@ -8,7 +8,7 @@
  * following links and written through their handles (`openDirChain`): a symlink at or above a
  * target is refused, never followed, even when it replaces a directory in the middle of a run.
  */
-import { constants as C } from "node:fs";
+import { closeSync, constants as C, fstatSync, openSync, readSync } from "node:fs";
 import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { lstat, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
@@ -49,13 +49,56 @@ function writeError(what: string, file: string, e: unknown): VrError {
   return new VrError("WRITE", `cannot ${what} ${file}: ${code}`, { hint: hints[code], cause: e });
 }
 
-/** The current content of a target, or null when missing. Refuses symlinks and non-regular files. */
-export async function readCurrent(file: string): Promise<CurrentFile | null> {
+/**
+ * The current content of a target, or null when missing. Refuses symlinks and non-regular files.
+ * One open (never following a link, never blocking on a FIFO), one fstat, the reads, one close,
+ * as plain synchronous calls: every no-op run does this for every output, and for small files
+ * in the page cache a synchronous call costs about a quarter of an async one's thread-pool round
+ * trip (docs/benchmarks.md); nothing else is in flight while outputs are compared.
+ */
+export function readCurrent(file: string): Promise<CurrentFile | null> {
+  let fd: number;
+  try {
+    fd = openSync(file, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+  } catch (e) {
+    if (errnoOf(e) === "ENOENT") return Promise.resolve(null);
+    // Rare: say exactly what is there (a symlink, a socket, a directory we may not search).
+    return refuseNonFile(file).then(() => Promise.reject(writeError("read", file, e)));
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return Promise.reject(notRegular(file));
+    // One byte more than the size, to see the end in the same read when the size is right.
+    let buf = Buffer.allocUnsafe(st.size + 1);
+    let n = 0;
+    for (;;) {
+      if (n === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, n);
+        buf = bigger;
+      }
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    return Promise.resolve({ bytes: buf.subarray(0, n), mode: st.mode & 0o7777 });
+  } catch (e) {
+    return Promise.reject(writeError("read", file, e));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function notRegular(file: string): VrError {
+  return new VrError("UNSAFE_PATH", `${file} exists and is not a regular file`, { hint: "remove or rename it" });
+}
+
+/** Throws the precise refusal for whatever is at `file` when it is not a regular file. */
+async function refuseNonFile(file: string): Promise<void> {
   let st;
   try {
     st = await lstat(file);
   } catch (e) {
-    if (errnoOf(e) === "ENOENT") return null;
     throw writeError("inspect", file, e);
   }
   if (st.isSymbolicLink()) {
@@ -63,17 +106,7 @@ export async function readCurrent(file: string): Promise<CurrentFile | null> {
       hint: "something planted a symlink where vault-render writes a file; remove it",
     });
   }
-  if (!st.isFile()) throw new VrError("UNSAFE_PATH", `${file} exists and is not a regular file`, { hint: "remove or rename it" });
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(file, C.O_RDONLY | C.O_NOFOLLOW);
-    const bytes = await fh.readFile();
-    return { bytes, mode: st.mode & 0o7777 };
-  } catch (e) {
-    throw writeError("read", file, e);
-  } finally {
-    await fh?.close();
-  }
+  if (!st.isFile()) throw notRegular(file);
 }
 
 /**
