@@ -8,12 +8,13 @@
  * following links and written through their handles (`openDirChain`): a symlink at or above a
  * target is refused, never followed, even when it replaces a directory in the middle of a run.
  */
-import { closeSync, constants as C, fchmodSync, fstatSync, lstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants as C, fchmodSync, fstatSync, fsync as fsyncCb, lstatSync, openSync, readSync, writeSync } from "node:fs";
 import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { lstat, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
+import { mapLimit } from "./clock.js";
 import { VrError } from "./errors.js";
 import { TEMP_PREFIX } from "./paths.js";
 
@@ -116,25 +117,32 @@ async function refuseNonFile(file: string): Promise<void> {
 export async function prepareTemp(file: string, bytes: Uint8Array, mode: number, fault?: WriteFault, dirVia?: string): Promise<string> {
   const dir = dirVia ?? path.dirname(file);
   const tmp = path.join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
-  let fh: FileHandle | undefined;
+  // Synchronous calls into the page cache; only the fsync, which waits for the disk, is async.
+  let fd: number | undefined;
   try {
-    fh = await open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, PRIVATE_FILE_MODE);
+    fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, PRIVATE_FILE_MODE);
     let off = 0;
     while (off < bytes.length) {
       fault?.(file, off);
-      const { bytesWritten } = await fh.write(bytes, off, bytes.length - off, off);
-      if (bytesWritten <= 0) throw Object.assign(new Error("short write"), { code: "EIO" });
-      off += bytesWritten;
+      const written = writeSync(fd, bytes, off, bytes.length - off, off);
+      if (written <= 0) throw Object.assign(new Error("short write"), { code: "EIO" });
+      off += written;
     }
-    const st = await fh.stat();
-    if (st.size !== bytes.length) throw Object.assign(new Error("size mismatch after write"), { code: "EIO" });
-    await fh.chmod(mode);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
+    if (fstatSync(fd).size !== bytes.length) throw Object.assign(new Error("size mismatch after write"), { code: "EIO" });
+    fchmodSync(fd, mode);
+    const open = fd;
+    await new Promise<void>((res, rej) => fsyncCb(open, (err) => (err ? rej(err) : res())));
+    closeSync(fd);
+    fd = undefined;
     return tmp;
   } catch (e) {
-    await fh?.close().catch(() => undefined);
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
     await unlink(tmp).catch(() => undefined);
     if (e instanceof VrError) throw e;
     throw writeError("write", file, e);
@@ -160,21 +168,31 @@ export async function atomicWrite(file: string, bytes: Uint8Array, mode: number,
   await commitTemp(await prepareTemp(file, bytes, mode, fault), file);
 }
 
-/** fsync each directory once (after a batch of renames or unlinks). */
+/** fsync each directory once (after a batch of renames or unlinks), `DIR_FSYNC_WIDTH` at a time. */
 export async function syncDirs(dirs: Iterable<string>): Promise<void> {
-  for (const d of dirs) {
-    let fh: FileHandle | undefined;
+  await mapLimit([...dirs], DIR_FSYNC_WIDTH, async (d) => {
+    let fd: number | undefined;
     try {
-      fh = await open(d, C.O_RDONLY | C.O_DIRECTORY);
-      await fh.sync();
+      fd = openSync(d, C.O_RDONLY | C.O_DIRECTORY);
+      const open = fd;
+      await new Promise<void>((res, rej) => fsyncCb(open, (err) => (err ? rej(err) : res())));
     } catch {
       // A directory that cannot be opened for fsync (some filesystems) is not fatal: the
       // rename itself already happened atomically.
     } finally {
-      await fh?.close().catch(() => undefined);
+      if (fd !== undefined) {
+        try {
+          closeSync(fd);
+        } catch {
+          // already closed
+        }
+      }
     }
-  }
+  });
 }
+
+/** Directory fsyncs in flight at once (the default `vault.concurrency`; the disk orders them anyway). */
+const DIR_FSYNC_WIDTH = 8;
 
 /**
  * Remove temp files left by an interrupted run in `dirs` (only our reserved prefix). Runs under
