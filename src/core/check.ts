@@ -406,7 +406,7 @@ async function compareOutput(s: Session, o: FileOutput, sources: SourceResults, 
 }
 
 export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
-  const layout = await loadLayout(opts.layoutFile, opts.env);
+  const layout = await loadLayout(opts.layoutFile, opts.env, "read");
   opts.redactor.setPublicText(layout.text);
   const f = new Findings();
   f.add("layout", "ok", "layout", `${layout.file} is valid`);

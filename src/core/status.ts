@@ -33,7 +33,7 @@ export interface StatusReport {
 }
 
 export async function runStatus(opts: { layoutFile: string; env: Env; now: number }): Promise<StatusReport> {
-  const layout = await loadLayout(opts.layoutFile, opts.env);
+  const layout = await loadLayout(opts.layoutFile, opts.env, "read");
   const state = await new StateStore(layout.agentDir).load();
   const rows: StatusRow[] = [];
   for (const o of layout.outputs) {

@@ -175,7 +175,7 @@ export interface Session {
 }
 
 export async function loadForRun(opts: SyncOptions): Promise<ResolvedLayout> {
-  const layout = await loadLayout(opts.layoutFile, opts.env);
+  const layout = await loadLayout(opts.layoutFile, opts.env, opts.dryRun ? "read" : "write");
   opts.redactor.setPublicText(layout.text);
   if (layout.vault.skipVerify && layout.vault.address.startsWith("https:")) {
     opts.log.warn({ address: layout.vault.address }, "TLS verification of Vault is DISABLED (skip-verify): anyone on the path can read the secrets");

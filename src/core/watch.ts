@@ -128,7 +128,7 @@ export class Watcher {
   /** Load and validate the layout; keeps the last good one on failure. */
   private async loadLayoutSafely(): Promise<boolean> {
     try {
-      const l = await loadLayout(this.opts.layoutFile, this.opts.env);
+      const l = await loadLayout(this.opts.layoutFile, this.opts.env, "write");
       this.opts.redactor.setPublicText(l.text);
       await prepareAgentDir(l, this.opts.log);
       const changed = this.layout === null || this.layout.text !== l.text;

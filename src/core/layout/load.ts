@@ -3,11 +3,14 @@
  * environment overrides into one `ResolvedLayout`. Validation is pure (`validateLayout`);
  * `loadLayout` only adds the file read.
  */
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type * as z from "../zod.js";
 import { ExitCode, VrError } from "../errors.js";
-import { checkOutputPath } from "../paths.js";
+import { checkOutputPath, TEMP_PREFIX } from "../paths.js";
 import { parseDuration } from "../duration.js";
 import { checkTreesSeparate } from "./overlap.js";
 import { hookSchema, layoutSchema, outputSchema, sourceSchema } from "./schema.js";
@@ -276,7 +279,14 @@ function formatIssues(file: string, issues: LayoutIssue[]): string {
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-export async function loadLayout(file: string, env: Env): Promise<ResolvedLayout> {
+/**
+ * How a load uses the memo of the last validated layout (`agent-only/layout.memo.json`): "read"
+ * takes a memo written for exactly this text by exactly this build instead of validating again,
+ * "write" also records one after a validation; without it, every load validates.
+ */
+export type MemoUse = "read" | "write";
+
+export async function loadLayout(file: string, env: Env, memo?: MemoUse): Promise<ResolvedLayout> {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -288,23 +298,85 @@ export async function loadLayout(file: string, env: Env): Promise<ResolvedLayout
       exit: ExitCode.Usage,
     });
   }
-  const layout = resolveLayoutText(abs, text, env);
+  const layout = resolveLayoutText(abs, text, env, memo);
   await checkTreesSeparate(abs, layout.publicDir, layout.agentDir);
   return layout;
 }
 
-export function resolveLayoutText(abs: string, text: string, env: Env): ResolvedLayout {
+export function resolveLayoutText(abs: string, text: string, env: Env, memo?: MemoUse): ResolvedLayout {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (e) {
     throw new VrError("LAYOUT_INVALID", `${abs}: $: not valid JSON (${(e as Error).message.split("\n")[0]})`, { exit: ExitCode.Usage });
   }
+  const memoFile = memo ? layoutMemoFile(abs, doc) : undefined;
+  const key = memoFile ? memoKey(text) : undefined;
+  const remembered = memoFile && key ? readLayoutMemo(memoFile, key) : undefined;
+  if (remembered) return resolveLayout(abs, remembered, env, text);
   const v = validateLayout(doc);
   if (!v.layout) {
     throw new VrError("LAYOUT_INVALID", formatIssues(abs, v.issues), { exit: ExitCode.Usage });
   }
+  if (memo === "write" && memoFile && key) writeLayoutMemo(memoFile, key, v.layout);
   return resolveLayout(abs, v.layout, env, text);
+}
+
+/*
+ * The layout memo. Validating a layout costs ~36 µs an output with zod and the semantic checks,
+ * every run, for a text that rarely changes; `status` on 1,000 outputs spent most of its time
+ * there. A sync records the validated layout beside its state, keyed by the SHA-256 of the exact
+ * text and by the identity of the code that validated it (this module's file: its path, size and
+ * mtime, which any build or upgrade changes); a later load of the same text by the same build
+ * takes it instead of validating again. A memo that does not match, does not parse or cannot be
+ * read is ignored (the load validates); writing one is best effort. It lives in agent-only/ (0600,
+ * never mounted into consumers), the trust domain of the token and the state.
+ */
+const MEMO_NAME = "layout.memo.json";
+
+function layoutMemoFile(abs: string, doc: unknown): string | undefined {
+  const paths = isRecord(doc) && isRecord(doc.paths) ? doc.paths : {};
+  const agentOnly = paths.agentOnly === undefined ? "agent-only" : paths.agentOnly;
+  if (typeof agentOnly !== "string" || agentOnly === "") return undefined;
+  return path.join(path.resolve(path.dirname(abs), agentOnly), MEMO_NAME);
+}
+
+let codeIdentity: string | undefined;
+function memoKey(text: string): string | undefined {
+  if (codeIdentity === undefined) {
+    try {
+      const self = fileURLToPath(import.meta.url);
+      const st = statSync(self);
+      codeIdentity = `${self}\0${st.size}\0${st.mtimeMs}`;
+    } catch {
+      return undefined;
+    }
+  }
+  return createHash("sha256").update(codeIdentity).update("\0").update(text).digest("hex");
+}
+
+function readLayoutMemo(file: string, key: string): Layout | undefined {
+  try {
+    const m = JSON.parse(readFileSync(file, "utf8")) as { key?: unknown; layout?: unknown };
+    return m.key === key && isRecord(m.layout) ? (m.layout as Layout) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeLayoutMemo(file: string, key: string, layout: Layout): void {
+  // The run's temp naming, so a run killed here leaves nothing the next one does not clean.
+  const tmp = path.join(path.dirname(file), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
+  try {
+    writeFileSync(tmp, JSON.stringify({ key, layout }) + "\n", { mode: 0o600, flag: "wx" });
+    renameSync(tmp, file);
+  } catch {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created
+    }
+  }
 }
 
 export function resolveLayout(abs: string, layout: Layout, env: Env, text = JSON.stringify(layout)): ResolvedLayout {
