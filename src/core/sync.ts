@@ -569,6 +569,8 @@ async function syncOutputs(
     let end = i;
     while (end < outputs.length && isFileOutput(outputs[end] as OutputSpec)) end++;
     const run = outputs.slice(i, end) as FileOutput[];
+    // syncFileOutput never rejects (every failure is its output's result), so no write is left
+    // running behind a rejected mapLimit.
     const done = await mapLimit(run, s.layout.vault.concurrency, (o) => syncFileOutput(s, o, needs.get(outputId(o)) ?? [], sources, templates));
     for (const [k, d] of done.entries()) {
       d.record();

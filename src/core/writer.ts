@@ -9,6 +9,7 @@
  * target is refused, never followed, even when it replaces a directory in the middle of a run.
  */
 import { closeSync, constants as C, fchmodSync, fstatSync, fsync as fsyncCb, lstatSync, openSync, readSync, writeSync } from "node:fs";
+import { promisify } from "node:util";
 import type { Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { lstat, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
@@ -55,7 +56,8 @@ function writeError(what: string, file: string, e: unknown): VrError {
  * One open (never following a link, never blocking on a FIFO), one fstat, the reads, one close,
  * as plain synchronous calls: every no-op run does this for every output, and for small files
  * in the page cache a synchronous call costs about a quarter of an async one's thread-pool round
- * trip (docs/benchmarks.md); nothing else is in flight while outputs are compared.
+ * trip (docs/benchmarks.md). The only async work in flight meanwhile is other outputs' writes
+ * (their mkdir and fsyncs), which a synchronous call of a few microseconds hardly delays.
  */
 export function readCurrent(file: string): Promise<CurrentFile | null> {
   let fd: number;
@@ -87,6 +89,18 @@ export function readCurrent(file: string): Promise<CurrentFile | null> {
     return Promise.reject(writeError("read", file, e));
   } finally {
     closeSync(fd);
+  }
+}
+
+/** fsync a descriptor (async: it waits for the disk). */
+const fsyncFd = promisify(fsyncCb);
+
+/** Close a descriptor that may already be closed (on an error path). */
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
   }
 }
 
@@ -130,18 +144,13 @@ export async function prepareTemp(file: string, bytes: Uint8Array, mode: number,
     }
     if (fstatSync(fd).size !== bytes.length) throw Object.assign(new Error("size mismatch after write"), { code: "EIO" });
     fchmodSync(fd, mode);
-    const open = fd;
-    await new Promise<void>((res, rej) => fsyncCb(open, (err) => (err ? rej(err) : res())));
+    await fsyncFd(fd);
     closeSync(fd);
     fd = undefined;
     return tmp;
   } catch (e) {
     if (fd !== undefined) {
-      try {
-        closeSync(fd);
-      } catch {
-        // already closed
-      }
+      closeQuietly(fd);
     }
     await unlink(tmp).catch(() => undefined);
     if (e instanceof VrError) throw e;
@@ -174,18 +183,13 @@ export async function syncDirs(dirs: Iterable<string>): Promise<void> {
     let fd: number | undefined;
     try {
       fd = openSync(d, C.O_RDONLY | C.O_DIRECTORY);
-      const open = fd;
-      await new Promise<void>((res, rej) => fsyncCb(open, (err) => (err ? rej(err) : res())));
+      await fsyncFd(fd);
     } catch {
       // A directory that cannot be opened for fsync (some filesystems) is not fatal: the
       // rename itself already happened atomically.
     } finally {
       if (fd !== undefined) {
-        try {
-          closeSync(fd);
-        } catch {
-          // already closed
-        }
+        closeQuietly(fd);
       }
     }
   });
@@ -373,11 +377,7 @@ export async function openDirChain(
       if (opts.fixMode !== undefined) fixOneMode(fd, real, opts.fixMode, opts.onModeFixed);
     }
   } catch (e) {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
-    }
+    closeQuietly(fd);
     throw e;
   }
   const handle = fd;
@@ -388,11 +388,7 @@ export async function openDirChain(
     close: () => {
       if (open) {
         open = false;
-        try {
-          closeSync(handle);
-        } catch {
-          // already closed
-        }
+        closeQuietly(handle);
       }
       return Promise.resolve();
     },

@@ -4,7 +4,7 @@
  * `loadLayout` only adds the file read.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -298,12 +298,20 @@ export async function loadLayout(file: string, env: Env, memo?: MemoUse): Promis
       exit: ExitCode.Usage,
     });
   }
-  const layout = resolveLayoutText(abs, text, env, memo);
+  const v = validateText(abs, text, memo);
+  const layout = resolveLayout(abs, v.layout, env, text);
   await checkTreesSeparate(abs, layout.publicDir, layout.agentDir);
+  // Only once the trees are known to be apart: never a file written through a link into public/.
+  if (memo === "write" && v.remember) v.remember();
   return layout;
 }
 
-export function resolveLayoutText(abs: string, text: string, env: Env, memo?: MemoUse): ResolvedLayout {
+export function resolveLayoutText(abs: string, text: string, env: Env): ResolvedLayout {
+  return resolveLayout(abs, validateText(abs, text).layout, env, text);
+}
+
+/** Parse and validate a layout text, or take the memo of it (with `memo`); `remember` records one. */
+function validateText(abs: string, text: string, memo?: MemoUse): { layout: Layout; remember?: () => void } {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -312,14 +320,14 @@ export function resolveLayoutText(abs: string, text: string, env: Env, memo?: Me
   }
   const memoFile = memo ? layoutMemoFile(abs, doc) : undefined;
   const key = memoFile ? memoKey(text) : undefined;
-  const remembered = memoFile && key ? readLayoutMemo(memoFile, key) : undefined;
-  if (remembered) return resolveLayout(abs, remembered, env, text);
+  const remembered = memoFile && key ? readLayoutMemo(memoFile, key, doc) : undefined;
+  if (remembered) return { layout: remembered };
   const v = validateLayout(doc);
   if (!v.layout) {
     throw new VrError("LAYOUT_INVALID", formatIssues(abs, v.issues), { exit: ExitCode.Usage });
   }
-  if (memo === "write" && memoFile && key) writeLayoutMemo(memoFile, key, v.layout);
-  return resolveLayout(abs, v.layout, env, text);
+  const valid = v.layout;
+  return { layout: valid, remember: memoFile && key ? () => writeLayoutMemo(memoFile, key, valid) : undefined };
 }
 
 /*
@@ -355,12 +363,26 @@ function memoKey(text: string): string | undefined {
   return createHash("sha256").update(codeIdentity).update("\0").update(text).digest("hex");
 }
 
-function readLayoutMemo(file: string, key: string): Layout | undefined {
+function readLayoutMemo(file: string, key: string, doc: unknown): Layout | undefined {
+  let fd: number | undefined;
   try {
-    const m = JSON.parse(readFileSync(file, "utf8")) as { key?: unknown; layout?: unknown };
-    return m.key === key && isRecord(m.layout) ? (m.layout as Layout) : undefined;
+    // Never through a link, and only a file of this user that no one else may write: the memo
+    // decides what a run does (hooks included), as the layout file does.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const st = fstatSync(fd);
+    const uid = process.getuid?.();
+    if (!st.isFile() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) return undefined;
+    const m = JSON.parse(readFileSync(fd, "utf8")) as { key?: unknown; layout?: unknown };
+    if (m.key !== key || !isRecord(m.layout)) return undefined;
+    // The trees always come from the text itself, never from the memo.
+    const fromText = isRecord(doc) && isRecord(doc.paths) ? doc.paths : {};
+    const fromMemo = isRecord(m.layout.paths) ? m.layout.paths : {};
+    if (fromText.public !== fromMemo.public || fromText.agentOnly !== fromMemo.agentOnly) return undefined;
+    return m.layout as unknown as Layout;
   } catch {
     return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -2,7 +2,7 @@
  * The layout memo: a load takes the memo only for exactly the text it was written for, by this
  * build; anything else validates again (and an invalid text is refused whatever the memo says).
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -48,7 +48,7 @@ describe("the layout memo", () => {
     expect((await loadLayout(file, {})).outputs[0]).toMatchObject({ file: "db.env" });
   });
 
-  it("is ignored for any other text, and an invalid text is refused whatever the memo holds", async () => {
+  it("is ignored for any other text (one byte more), and an edited text is validated again", async () => {
     write(layout());
     await loadLayout(file, {}, "write");
     tamper();
@@ -68,6 +68,32 @@ describe("the layout memo", () => {
     expect(viaMemo.vault.address).toBe("https://vault.example:8200");
     writeFileSync(memoFile(), "{ not json");
     expect((await loadLayout(file, {}, "read")).outputs[0]).toMatchObject({ file: "db.env" });
+  });
+
+  it("is never read through a symlink, nor when others may write it; it follows paths.agentOnly", async () => {
+    write(layout());
+    await loadLayout(file, {}, "write");
+    tamper();
+    expect((await loadLayout(file, {}, "read")).outputs[0]).toMatchObject({ file: "from-the-memo.env" });
+    chmodSync(memoFile(), 0o666);
+    expect((await loadLayout(file, {}, "read")).outputs[0]).toMatchObject({ file: "db.env" });
+    chmodSync(memoFile(), 0o600);
+    renameSync(memoFile(), path.join(dir, "elsewhere.json"));
+    symlinkSync(path.join(dir, "elsewhere.json"), memoFile());
+    expect((await loadLayout(file, {}, "read")).outputs[0]).toMatchObject({ file: "db.env" });
+    // A memo whose trees differ from the text's is never taken (the trees come from the text).
+    unlinkSync(memoFile());
+    await loadLayout(file, {}, "write");
+    const m = JSON.parse(readFileSync(memoFile(), "utf8")) as { layout: Record<string, unknown> };
+    m.layout.paths = { public: "agent-only" };
+    (m.layout.outputs as Array<{ file: string }>)[0] = { ...(m.layout.outputs as Array<{ file: string }>)[0], file: "from-the-memo.env" } as { file: string };
+    writeFileSync(memoFile(), JSON.stringify(m));
+    expect((await loadLayout(file, {}, "read")).outputs[0]).toMatchObject({ file: "db.env" });
+    // Another agent-only/ directory: the memo is written and read there.
+    mkdirSync(path.join(dir, "private"), { mode: 0o700 });
+    write(layout({ paths: { agentOnly: "private" } }));
+    await loadLayout(file, {}, "write");
+    expect(readdirSync(path.join(dir, "private"))).toEqual(["layout.memo.json"]);
   });
 
   it("without an agent-only/ yet, a writing load still loads (the memo is best effort)", async () => {

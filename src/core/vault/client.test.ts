@@ -2,6 +2,7 @@
  * The Vault client's retry rules for requests with a side effect, its redirect classification and
  * its error text (redact first, then cut), over real loopback HTTP to the Vault double.
  */
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
@@ -160,5 +161,50 @@ describe("Vault's error text: redact first, then cut", () => {
     const text = /HTTP 400: (.*)$/.exec(e2.message)?.[1] ?? "";
     expect(text).toBe("y".repeat(299) + "…");
     expect(e2.message).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/);
+  });
+});
+
+describe("paths node-vault would mangle", () => {
+  /** A server that records each request's method and raw URL and answers 200 {}. */
+  async function recorder(): Promise<{ url: string; seen: string[]; close: () => Promise<void> }> {
+    const seen: string[] = [];
+    const srv = createHttpServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end('{"auth":{"client_token":"t"}}');
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    return { url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, seen, close: () => new Promise<void>((r) => srv.close(() => r())) };
+  }
+
+  it("an AppRole mount with characters mustache escapes is logged in to at its own path", async () => {
+    const r = await recorder();
+    try {
+      const c = client(r.url);
+      await c.approleLogin("team=a&b", "role", "secret");
+      await c.approleLogin("team/approle", "role", "secret");
+      expect(r.seen).toEqual(["POST /v1/auth/team=a&b/login", "POST /v1/auth/team/approle/login"]);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it("a '%' that is no escape in a KV path is sent as written and named as written", async () => {
+    const r = await recorder();
+    try {
+      const c = client(r.url);
+      await c.read("secret/data/apps/100%");
+      expect(r.seen).toEqual(["GET /v1/secret/data/apps/100%"]);
+    } finally {
+      await r.close();
+    }
+    const d = await double();
+    const c = client(d.url);
+    c.setToken(d.rootToken);
+    const e = await failure(c.read("secret/data/apps/100%"));
+    expect(e.message).toContain("read secret/data/apps/100%:");
   });
 });

@@ -78,6 +78,9 @@ interface NodeVaultClient {
   revoke(args: NvArgs): Promise<unknown>;
 }
 
+/** Characters mustache leaves as they are in node-vault's command paths ("/" it escapes and node-vault restores). */
+const MUSTACHE_SAFE = /^[A-Za-z0-9_./-]+$/;
+
 /** sys/health codes that keep every state below 300, as the official client does. */
 const HEALTH_QUERY = "standbyok=false&uninitcode=299&sealedcode=299&standbycode=299&drsecondarycode=299&performancestandbycode=299";
 
@@ -168,9 +171,10 @@ export class VaultClient {
       if (resp && typeof resp.statusCode === "number") {
         throw classifyResponse({ status: resp.statusCode, body: resp.body, contentType: undefined, retryAfter: undefined, location: undefined }, name, this.deps.redact);
       }
-      // tv4's refusal of a command's arguments: a bug here, not a Vault answer.
+      // The arguments' check refused them, or Node refused a header (a character a token or a
+      // namespace cannot hold): never a Vault answer. The message names the header, not its value.
       const message = typeof (e as { message?: unknown } | null)?.message === "string" ? (e as { message: string }).message : "unknown error";
-      throw new VrError("INTERNAL", `${name.op} ${vaultPath}: node-vault refused the request (${message})`, { exit: ExitCode.Failed });
+      throw new VrError("INTERNAL", `${name.op} ${vaultPath}: the request could not be made (${message})`, { exit: ExitCode.Failed });
     }
   }
 
@@ -185,9 +189,13 @@ export class VaultClient {
 
   /** AppRole login. Burns a use of the secret_id: never replayed once it may have reached Vault. */
   approleLogin(mount: string, roleId: string, secretId: string): Promise<VaultResponse> {
-    return this.call("POST", `auth/${mount}/login`, () => this.nv.approleLogin({ mount_point: mount, role_id: roleId, secret_id: secretId, requestOptions: VaultClient.requestOptions({}) }), {
-      sideEffect: true,
-    });
+    const body = { role_id: roleId, secret_id: secretId };
+    // node-vault renders the path with mustache, which HTML-escapes & < > " ' = ` (only "/" is
+    // turned back): a mount with one of those is logged in to through `write`, to the same path.
+    const run = MUSTACHE_SAFE.test(mount)
+      ? () => this.nv.approleLogin({ mount_point: mount, ...body, requestOptions: VaultClient.requestOptions({}) })
+      : () => this.nv.write(`auth/${mount}/login`, body, VaultClient.requestOptions({}));
+    return this.call("POST", `auth/${mount}/login`, run, { sideEffect: true });
   }
 
   /** Unwrap a response-wrapped secret: the wrapping token authenticates the call (single use). */

@@ -346,8 +346,8 @@ describe("the retry rules", () => {
     }
   });
 
-  it("a side effect is not replayed after a 5xx or a 429 (it may have been processed)", async () => {
-    const s = await serve((_q, res) => json(res, 502, { errors: ["upstream"] }));
+  it.each([502, 503, 429])("a side effect is not replayed after a %i (it may have been processed)", async (status) => {
+    const s = await serve((_q, res) => json(res, status, { errors: ["upstream"] }, { "Retry-After": "1" }));
     const e = await failure(call(transport().t, `${s.url}/v1/auth/approle/login`, { method: "POST", body: {} }, { sideEffect: true }));
     expect(e.retryable).toBe(true);
     expect(s.seen).toHaveLength(1);
@@ -369,5 +369,7 @@ describe("requestName", () => {
     expect(requestName("GET", "/proxy/v1/kv/a%20b", "")).toEqual({ op: "read", vaultPath: "kv/a b" });
     expect(requestName("PUT", "/v1/sys/leases/renew", "")).toEqual({ op: "write", vaultPath: "sys/leases/renew" });
     expect(requestName("DELETE", "/v1/secret/data/x", "")).toEqual({ op: "delete", vaultPath: "secret/data/x" });
+    // A "%" that is no escape stays as written.
+    expect(requestName("GET", "/v1/secret/data/apps/100%", "")).toEqual({ op: "read", vaultPath: "secret/data/apps/100%" });
   });
 });

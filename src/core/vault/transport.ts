@@ -87,7 +87,14 @@ function codedError(code: string, message: string): Error {
 export function requestName(method: string, pathname: string, search: string): RequestName {
   const at = pathname.indexOf("/v1/");
   const raw = at >= 0 ? pathname.slice(at + 4) : pathname.replace(/^\//, "");
-  const vaultPath = raw.includes("%") ? decodeURIComponent(raw) : raw;
+  let vaultPath = raw;
+  if (raw.includes("%")) {
+    try {
+      vaultPath = decodeURIComponent(raw);
+    } catch {
+      // A "%" that is no escape ("apps/100%"): the path as written.
+    }
+  }
   const m = method.toUpperCase();
   const op = m === "GET" ? (/[?&]list=[^&]/.test(search) ? "list" : "read") : m === "LIST" ? "list" : m === "DELETE" ? "delete" : "write";
   return { op, vaultPath };
