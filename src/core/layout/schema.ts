@@ -119,6 +119,13 @@ const common = {
   ),
 };
 
+/** An env or json output draws its keys from "keys", "from" or both. */
+const needsKeysOrFrom = (what: string) =>
+  z.refine<{ keys?: unknown; from?: unknown }>((o) => o.keys !== undefined || o.from !== undefined, {
+    message: `${what} needs "keys", "from" or both`,
+    path: ["keys"],
+  });
+
 export const envOutputSchema = describe(
   z
     .strictObject({
@@ -131,12 +138,7 @@ export const envOutputSchema = describe(
       keys: z.optional(keysMap),
       from: z.optional(fromList),
     })
-    .check(
-      z.refine((o: { keys?: unknown; from?: unknown }) => o.keys !== undefined || o.from !== undefined, {
-        message: 'an env output needs "keys", "from" or both',
-        path: ["keys"],
-      }),
-    ),
+    .check(needsKeysOrFrom("an env output")),
   "A .env file of KEY='value' lines.",
 );
 
@@ -159,12 +161,7 @@ export const jsonOutputSchema = describe(
       keys: z.optional(keysMap),
       from: z.optional(fromList),
     })
-    .check(
-      z.refine((o: { keys?: unknown; from?: unknown }) => o.keys !== undefined || o.from !== undefined, {
-        message: 'a json output needs "keys", "from" or both',
-        path: ["keys"],
-      }),
-    ),
+    .check(needsKeysOrFrom("a json output")),
   "A JSON object (2-space indent, final newline, stable key order).",
 );
 

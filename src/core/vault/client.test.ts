@@ -9,7 +9,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { startVaultDouble } from "../../double/vault-double.js";
 import type { VaultDouble } from "../../double/vault-double.js";
 import { Redactor } from "../redact.js";
-import { VaultClient, VaultRequestError } from "./client.js";
+import { VaultClient } from "./client.js";
+import { failure } from "./test-support.js";
 
 let doubles: VaultDouble[] = [];
 let clients: VaultClient[] = [];
@@ -45,15 +46,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function failure(p: Promise<unknown>): Promise<VaultRequestError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof VaultRequestError) return e;
-    throw e;
-  }
-  throw new Error("expected a failure");
-}
 
 describe("requests with a side effect", () => {
   it("are sent once when the connection drops after Vault processed them (no second credential)", async () => {

@@ -11,7 +11,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { VaultRequestError } from "./classify.js";
+import { failure } from "./test-support.js";
 import { requestName, Transport } from "./transport.js";
 import type { TransportOptions } from "./transport.js";
 
@@ -86,15 +86,6 @@ function transport(over: Partial<TransportOptions> = {}) {
   return { t, waits };
 }
 
-async function failure(p: Promise<unknown>): Promise<VaultRequestError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof VaultRequestError) return e;
-    throw e;
-  }
-  throw new Error("expected a failure");
-}
 
 /** `send` under the retry rules, as the client calls it. */
 function call(t: Transport, url: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}, rules: { sideEffect?: boolean; noRetry?: boolean } = {}) {
