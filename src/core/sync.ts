@@ -571,11 +571,11 @@ async function syncOutputs(
     const run = outputs.slice(i, end) as FileOutput[];
     // syncFileOutput never rejects (every failure is its output's result), so no write is left
     // running behind a rejected mapLimit.
-    const done = await mapLimit(run, s.layout.vault.concurrency, (o) => syncFileOutput(s, o, needs.get(outputId(o)) ?? [], sources, templates));
+    // Every write adds its directories to the one set (a failed write's too: it may have made
+    // some); they are fsynced once after all writes, in whatever order they were added.
+    const done = await mapLimit(run, s.layout.vault.concurrency, (o) => syncFileOutput(s, o, needs.get(outputId(o)) ?? [], sources, templates, dirsToSync));
     for (const [k, d] of done.entries()) {
       d.record();
-      // A failed write may still have made directories: they are fsynced too, as before.
-      for (const dir of d.dirs) dirsToSync.add(dir);
       out[i + k] = [d.result];
     }
     i = end;
@@ -587,21 +587,24 @@ async function syncOutputs(
 interface FileOutcome {
   result: OutputResult;
   record: () => void;
-  /** Directories to fsync after the writes. */
-  dirs: Set<string>;
 }
 
 /**
- * Render, compare and write one file output. Runs alongside other outputs: it changes nothing
- * shared (the state is changed by `record`, in layout order, and directories are collected in
- * its own set).
+ * Render, compare and write one file output. Runs alongside other outputs: the only shared thing
+ * it changes is the set of directories to fsync (the state is changed by `record`, in layout order).
  */
-async function syncFileOutput(s: Session, o: FileOutput, need: string[] | Error, sources: SourceResults, templates: Map<string, TemplatePart[]>): Promise<FileOutcome> {
+async function syncFileOutput(
+  s: Session,
+  o: FileOutput,
+  need: string[] | Error,
+  sources: SourceResults,
+  templates: Map<string, TemplatePart[]>,
+  dirsToSync: Set<string>,
+): Promise<FileOutcome> {
   const { layout, state, hmacKey, opts } = s;
   const file = outputId(o);
   const prev: OutputState | undefined = state.outputs[file];
-  const dirs = new Set<string>();
-  const fail = (e: Error): FileOutcome => ({ result: { file, action: "failed", error: e }, record: () => recordFailure(s, file, e), dirs });
+  const fail = (e: Error): FileOutcome => ({ result: { file, action: "failed", error: e }, record: () => recordFailure(s, file, e) });
   if (need instanceof Error) return fail(need);
 
   let rendered: Rendered;
@@ -609,7 +612,7 @@ async function syncFileOutput(s: Session, o: FileOutput, need: string[] | Error,
     rendered = await renderOutput(o, sources, layout.dir, templates);
   } catch (e) {
     if (opts.dryRun && e instanceof SourceUnavailable && e.error instanceof DryRunPending) {
-      return { result: { file, action: prev ? "update" : "create", note: e.error.message }, record: () => undefined, dirs };
+      return { result: { file, action: prev ? "update" : "create", note: e.error.message }, record: () => undefined };
     }
     return fail(e as Error);
   }
@@ -620,7 +623,7 @@ async function syncFileOutput(s: Session, o: FileOutput, need: string[] | Error,
       return [n, d && !(d instanceof Error) && d.version !== undefined ? { version: d.version } : {}];
     }),
   );
-  const r = await writeIfChanged(s, file, rendered.bytes, keyHashes, dirs);
+  const r = await writeIfChanged(s, file, rendered.bytes, keyHashes, dirsToSync);
   if (r.action === "failed") return fail(r.error as Error);
   const record = () => {
     if (opts.dryRun) return;
@@ -628,7 +631,7 @@ async function syncFileOutput(s: Session, o: FileOutput, need: string[] | Error,
     state.outputs[file] = { hash: keyedHash(hmacKey, rendered.bytes), size: rendered.bytes.length, keys: keyHashes, sources: sourceVersions, writtenAt, lastError: null };
     delete state.failures[file];
   };
-  return { result: r, record, dirs };
+  return { result: r, record };
 }
 
 /** Compare with the file on disk; write atomically when bytes or mode differ (not in dry runs). */

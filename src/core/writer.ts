@@ -108,6 +108,16 @@ function notRegular(file: string): VrError {
   return new VrError("UNSAFE_PATH", `${file} exists and is not a regular file`, { hint: "remove or rename it" });
 }
 
+/** Throws the refusal for a target that is a symlink or not a regular file (its lstat). */
+function refuseUnlessFile(st: Stats, file: string): void {
+  if (st.isSymbolicLink()) {
+    throw new VrError("UNSAFE_PATH", `refusing to replace the symlink at ${file}`, {
+      hint: "something planted a symlink where vault-render writes a file; remove it",
+    });
+  }
+  if (!st.isFile()) throw notRegular(file);
+}
+
 /** Throws the precise refusal for whatever is at `file` when it is not a regular file. */
 async function refuseNonFile(file: string): Promise<void> {
   let st;
@@ -116,12 +126,7 @@ async function refuseNonFile(file: string): Promise<void> {
   } catch (e) {
     throw writeError("inspect", file, e);
   }
-  if (st.isSymbolicLink()) {
-    throw new VrError("UNSAFE_PATH", `refusing to replace the symlink at ${file}`, {
-      hint: "something planted a symlink where vault-render writes a file; remove it",
-    });
-  }
-  if (!st.isFile()) throw notRegular(file);
+  refuseUnlessFile(st, file);
 }
 
 /**
@@ -422,12 +427,7 @@ export async function lstatIn(dir: DirHandle, name: string): Promise<Stats | nul
     if (errnoOf(e) === "ENOENT") return null;
     throw writeError("inspect", real, e);
   }
-  if (st.isSymbolicLink()) {
-    throw new VrError("UNSAFE_PATH", `refusing to replace the symlink at ${real}`, {
-      hint: "something planted a symlink where vault-render writes a file; remove it",
-    });
-  }
-  if (!st.isFile()) throw new VrError("UNSAFE_PATH", `${real} exists and is not a regular file`, { hint: "remove or rename it" });
+  refuseUnlessFile(st, real);
   return st;
 }
 

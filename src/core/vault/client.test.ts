@@ -200,3 +200,23 @@ describe("paths node-vault would mangle", () => {
     expect(e.message).toContain("read secret/data/apps/100%:");
   });
 });
+
+describe("requests Node refuses to send", () => {
+  it("a token Node cannot put in a header fails the call naming the header, never the token", async () => {
+    const d = await double();
+    const c = client(d.url);
+    const token = "hvs.SECRET-TOKEN-VALUE\nX-Injected: 1";
+    c.setToken(token);
+    let err: unknown;
+    try {
+      await c.read("secret/data/app");
+    } catch (e) {
+      err = e;
+    }
+    const text = JSON.stringify({ m: (err as Error).message, h: (err as { hint?: string }).hint, s: String(err) });
+    expect((err as { code?: string }).code).toBe("INTERNAL");
+    expect(text).toContain("X-Vault-Token");
+    expect(text).not.toContain("SECRET-TOKEN-VALUE");
+    expect(d.countRequests()).toBe(0);
+  });
+});
