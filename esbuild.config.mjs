@@ -40,7 +40,7 @@ const trims = {
   name: "startup-trims",
   setup(b) {
     // zod/v4 (classic, mini and core) re-exports every locale (~290 KB of the bundle) as `z.locales`;
-    // only `en` (which src/core/zod.ts installs) is used.
+    // only `en` (which src/core/support/zod.ts installs) is used.
     b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) => {
       if (!/zod[\\/]v4[\\/](classic|mini|core)[\\/]/.test(args.importer)) return undefined;
       trimHits["zod locales"]++;

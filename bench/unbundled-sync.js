@@ -1,9 +1,9 @@
 // `node bench/unbundled-sync.js <layout>`: `vault-render sync` through tsc's per-file dist/core
 // (not the bundle), so a CPU profile attributes time to source files and packages.
-import { runSync } from "../dist/core/sync.js";
-import { createLogger } from "../dist/core/log.js";
-import { Redactor } from "../dist/core/redact.js";
-import { systemClock } from "../dist/core/clock.js";
+import { runSync } from "../dist/core/sync/sync.js";
+import { createLogger } from "../dist/core/support/log.js";
+import { Redactor } from "../dist/core/support/redact.js";
+import { systemClock } from "../dist/core/support/clock.js";
 
 const redactor = new Redactor();
 const res = await runSync({

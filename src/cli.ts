@@ -4,11 +4,11 @@
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { ExitCode, isVrError, oneLine } from "./core/errors.js";
-import { systemClock } from "./core/clock.js";
-import type { Clock } from "./core/clock.js";
-import { Redactor } from "./core/redact.js";
-import type * as LogModuleNs from "./core/log.js";
+import { ExitCode, isVrError, oneLine } from "./core/support/errors.js";
+import { systemClock } from "./core/support/clock.js";
+import type { Clock } from "./core/support/clock.js";
+import { Redactor } from "./core/support/redact.js";
+import type * as LogModuleNs from "./core/support/log.js";
 import type { CommandContext } from "./commands/context.js";
 import { defaultLayout } from "./commands/context.js";
 import { registerSync } from "./commands/sync.js";
@@ -118,7 +118,7 @@ export async function main(argv: string[]): Promise<number> {
 
   program.hook("preAction", async (_program, action) => {
     if (LOGLESS.has(action.name())) return;
-    logMod = await import("./core/log.js");
+    logMod = await import("./core/support/log.js");
   });
 
   registerSync(program, ctx);

@@ -7,8 +7,8 @@ import { mkdtemp, rm, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { LockDeps } from "../src/core/lock.js";
-import { HEARTBEAT_MS, Lock, STALE_MS, processAlive, selfIdentity } from "../src/core/lock.js";
+import type { LockDeps } from "../src/core/fs/lock.js";
+import { HEARTBEAT_MS, Lock, STALE_MS, processAlive, selfIdentity } from "../src/core/fs/lock.js";
 
 /** Virtual time shared by holder and waiters; timers run out only when the test advances it. */
 class FakeTime {

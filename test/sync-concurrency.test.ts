@@ -10,14 +10,14 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { systemClock } from "../src/core/clock.js";
-import { createLogger } from "../src/core/log.js";
-import { Redactor } from "../src/core/redact.js";
-import type { SyncResult } from "../src/core/sync.js";
-import { runSync } from "../src/core/sync.js";
+import { systemClock } from "../src/core/support/clock.js";
+import { createLogger } from "../src/core/support/log.js";
+import { Redactor } from "../src/core/support/redact.js";
+import type { SyncResult } from "../src/core/sync/sync.js";
+import { runSync } from "../src/core/sync/sync.js";
 import { APP_POLICY, PKI_LEASE_RULES, baseLayout, trackedTrees } from "./helpers.js";
 import type { Tree } from "./helpers.js";
-import type * as Writer from "../src/core/writer.js";
+import type * as Writer from "../src/core/fs/writer.js";
 
 /** What the wrapped writer reports, and lets a test delay: `hold` runs before the real call. */
 const seam = vi.hoisted(() => ({
@@ -30,7 +30,7 @@ const seam = vi.hoisted(() => ({
   onEnd: [] as Array<() => void>,
 }));
 
-vi.mock("../src/core/writer.js", async (importActual) => {
+vi.mock("../src/core/fs/writer.js", async (importActual) => {
   const real = await importActual<typeof Writer>();
   const track = async <T>(op: "read" | "write", file: string, call: () => Promise<T>): Promise<T> => {
     seam.inFlight[op]++;

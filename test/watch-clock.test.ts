@@ -7,12 +7,12 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Clock } from "../src/core/clock.js";
-import { Lock, processAlive } from "../src/core/lock.js";
-import { createLogger } from "../src/core/log.js";
-import { Redactor } from "../src/core/redact.js";
-import type { FileWatcher, WatchOptions } from "../src/core/watch.js";
-import { Watcher } from "../src/core/watch.js";
+import type { Clock } from "../src/core/support/clock.js";
+import { Lock, processAlive } from "../src/core/fs/lock.js";
+import { createLogger } from "../src/core/support/log.js";
+import { Redactor } from "../src/core/support/redact.js";
+import type { FileWatcher, WatchOptions } from "../src/core/watch/watch.js";
+import { Watcher } from "../src/core/watch/watch.js";
 import type { Tree } from "./helpers.js";
 import { baseLayout, makeTree } from "./helpers.js";
 

@@ -8,8 +8,8 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Tree } from "./helpers.js";
 import { BIN, baseLayout, makeTree } from "./helpers.js";
-import { systemClock } from "../src/core/clock.js";
-import { Lock, processAlive } from "../src/core/lock.js";
+import { systemClock } from "../src/core/support/clock.js";
+import { Lock, processAlive } from "../src/core/fs/lock.js";
 
 interface Watch {
   child: ChildProcess;

@@ -13,7 +13,7 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
     .option("--max-age <duration>", "fail when the last successful sync is older than this")
     .action(async (opts: { offline?: boolean; json?: boolean; minValidity: string; minTokenTtl: string; maxAge?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { runCheck, formatReport, parseCheckDuration } = await import("../core/check.js");
+      const { runCheck, formatReport, parseCheckDuration } = await import("../core/check/check.js");
       const report = await runCheck({
         layoutFile: g.layout,
         env: ctx.env,

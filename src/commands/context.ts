@@ -2,13 +2,13 @@
  * What every command gets from the entry point: the environment, output streams, logger and
  * clock. Commands parse options and call one core function; they never exit the process.
  */
-import type { Clock } from "../core/clock.js";
-import type { Logger, LogFormat, LogLevel } from "../core/log.js";
-import type { Redactor } from "../core/redact.js";
+import type { Clock } from "../core/support/clock.js";
+import type { Logger, LogFormat, LogLevel } from "../core/support/log.js";
+import type { Redactor } from "../core/support/redact.js";
 import type { Env } from "../core/layout/load.js";
-import type { WriteFault } from "../core/writer.js";
-import { parseDuration } from "../core/duration.js";
-import { ExitCode, VrError } from "../core/errors.js";
+import type { WriteFault } from "../core/fs/writer.js";
+import { parseDuration } from "../core/support/duration.js";
+import { ExitCode, VrError } from "../core/support/errors.js";
 
 export interface GlobalOptions {
   layout: string;

@@ -8,7 +8,7 @@ export function registerPolicy(program: Command, ctx: CommandContext): void {
     .option("--json", "print { path: capabilities[] } as JSON instead of HCL")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { runPolicy } = await import("../core/policy.js");
+      const { runPolicy } = await import("../core/policy/policy.js");
       const res = await runPolicy({ layoutFile: g.layout, env: ctx.env, format: opts.json ? "json" : "hcl" });
       ctx.stdout.write(res.text);
       for (const w of res.warnings) ctx.stderr.write(ctx.redactor.redact(`vault-render: warn: ${w}`) + "\n");

@@ -14,7 +14,7 @@ export function registerRotate(program: Command, ctx: CommandContext): void {
     .option("--lock-timeout <duration>", "how long to wait for another run's lock", "30s")
     .action(async (targets: string[], opts: { secretId?: boolean; dryRun?: boolean; hooks: boolean; lockTimeout: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { runRotate } = await import("../core/rotate.js");
+      const { runRotate } = await import("../core/rotate/rotate.js");
       const res = await runRotate({
         ...commonSyncOptions(ctx, g),
         log: ctx.logger(levelFor(g, "info"), formatFor(g, ctx)),

@@ -13,7 +13,7 @@ export function registerStatus(program: Command, ctx: CommandContext): void {
 
 /** The whole command; src/cli.ts also calls it directly for a plain `status [--json]`, without commander. */
 export async function printStatus(ctx: CommandContext, layoutFile: string, json: boolean): Promise<void> {
-  const { runStatus, formatStatus } = await import("../core/status.js");
+  const { runStatus, formatStatus } = await import("../core/status/status.js");
   const report = await runStatus({ layoutFile, env: ctx.env, now: ctx.clock.now() });
   ctx.stdout.write(json ? JSON.stringify(report, null, 2) + "\n" : formatStatus(report));
 }

@@ -12,7 +12,7 @@ export function registerSync(program: Command, ctx: CommandContext): void {
     .option("--lock-timeout <duration>", "how long to wait for another run's lock", "30s")
     .action(async (opts: { dryRun?: boolean; hooks: boolean; runHooks?: boolean; lockTimeout: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { runSync } = await import("../core/sync.js");
+      const { runSync } = await import("../core/sync/sync.js");
       const res = await runSync({
         ...commonSyncOptions(ctx, g),
         log: ctx.logger(levelFor(g, "warn"), formatFor(g, ctx)),

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { CommandContext, GlobalOptions } from "./context.js";
 import { commonSyncOptions, formatFor, levelFor, parseDurationFlag, parseLockTimeout } from "./context.js";
-import type { WatchFactory } from "../core/watch.js";
+import type { WatchFactory } from "../core/watch/watch.js";
 
 export function registerWatch(program: Command, ctx: CommandContext): void {
   program
@@ -25,7 +25,7 @@ export function registerWatch(program: Command, ctx: CommandContext): void {
       };
       // Test seam: the first retry delay (normally 1 s), so a test can reach a long backoff at once.
       const firstBackoff = ctx.env.VAULT_RENDER_TEST_FIRST_BACKOFF;
-      const [{ Watcher }, chokidar] = await Promise.all([import("../core/watch.js"), import("chokidar")]);
+      const [{ Watcher }, chokidar] = await Promise.all([import("../core/watch/watch.js"), import("chokidar")]);
       const watchFiles: WatchFactory = (paths, onEvent) => {
         const w = chokidar.watch(paths, { ignoreInitial: true, atomic: true, persistent: true });
         w.on("all", (ev, file) => onEvent(ev, file));

@@ -10,7 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import { readFile, readlink, stat, utimes } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { STALE_MS } from "../../src/core/lock.js";
+import { STALE_MS } from "../../src/core/fs/lock.js";
 import { BIN, baseLayout, makeTree } from "../helpers.js";
 import type { Tree } from "../helpers.js";
 import { childEnv, sleep, tempFiles } from "./support.js";

@@ -7,7 +7,7 @@
 import { lstat, mkdir, readFile, readdir, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { VrError } from "../../src/core/errors.js";
+import { VrError } from "../../src/core/support/errors.js";
 import { resolveLayoutText } from "../../src/core/layout/load.js";
 import { baseLayout, makeTree } from "../helpers.js";
 import type { Tree } from "../helpers.js";

@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FILE_MODE, atomicWrite } from "../../src/core/writer.js";
+import { FILE_MODE, atomicWrite } from "../../src/core/fs/writer.js";
 import { baseLayout, makeTree } from "../helpers.js";
 import type { Tree } from "../helpers.js";
 import { generation, startReader } from "./reader.js";

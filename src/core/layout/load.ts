@@ -8,17 +8,17 @@ import { closeSync, constants, fstatSync, openSync, readFileSync, renameSync, st
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type * as z from "../zod.js";
-import { ExitCode, VrError } from "../errors.js";
-import { checkOutputPath, TEMP_PREFIX } from "../paths.js";
-import { parseDuration } from "../duration.js";
+import type * as z from "../support/zod.js";
+import { ExitCode, VrError } from "../support/errors.js";
+import { checkOutputPath, TEMP_PREFIX } from "../fs/paths.js";
+import { parseDuration } from "../support/duration.js";
 import { checkTreesSeparate } from "./overlap.js";
 import { hookSchema, layoutSchema, outputSchema, sourceSchema } from "./schema.js";
 import { checkEnvKey } from "../render/dotenv.js";
 import type { DotenvDialect } from "../render/dotenv.js";
 import { isPki, outputFiles, pkiFiles } from "./outputs.js";
 import type { HookSpec, Layout, OutputSpec, SourceSpec } from "./schema.js";
-import { cutText } from "../redact.js";
+import { cutText } from "../support/redact.js";
 
 export interface LayoutIssue {
   /** JSON path such as `$.outputs[2].file`. */

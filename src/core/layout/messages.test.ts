@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { validateLayout } from "./load.js";
 
-// The texts built from zod's own messages (src/core/zod.ts installs the English ones: zod/mini
+// The texts built from zod's own messages (src/core/support/zod.ts installs the English ones: zod/mini
 // loads no locale by itself, and without it every issue would read "Invalid input").
 const issuesOf = (doc: unknown) => validateLayout(doc).issues.map((i) => `${i.path}: ${i.message}`);
 

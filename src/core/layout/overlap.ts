@@ -5,7 +5,7 @@
  */
 import { realpath } from "node:fs/promises";
 import path from "node:path";
-import { ExitCode, VrError } from "../errors.js";
+import { ExitCode, VrError } from "../support/errors.js";
 
 /** The real path of `p`: its nearest existing ancestor resolved, the rest appended. */
 export async function resolveExisting(p: string): Promise<string> {

@@ -2,7 +2,7 @@
  * The layout file (version 1): the product's main interface. One zod schema is the single source
  * of truth; the JSON Schema in schema/vault-layout.schema.json is generated from it.
  */
-import * as z from "../zod.js";
+import * as z from "../support/zod.js";
 
 /** A copy of `schema` carrying `description` (what classic zod's `.describe()` does). */
 function describe<T extends z.ZodMiniType>(schema: T, description: string): T {

@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
-import { VrError } from "../errors.js";
+import { VrError } from "../support/errors.js";
 import {
   DOTENV_DIALECTS,
   MAX_ENV_STRING_BYTES,

@@ -8,7 +8,7 @@
  * the value avoids a short list of characters; the other dialects each serve one consumer family.
  */
 
-import { VrError } from "../errors.js";
+import { VrError } from "../support/errors.js";
 
 export type DotenvDialect = "portable" | "compose" | "dotenv" | "python-dotenv" | "posix" | "sh" | "systemd";
 

@@ -5,16 +5,16 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { VrError } from "../errors.js";
+import { VrError } from "../support/errors.js";
 import type { FileOutput } from "../layout/schema.js";
 import type { ResolvedLayout } from "../layout/load.js";
 import { isFileOutput, outputId } from "../layout/outputs.js";
-import type { SourceData } from "../sources.js";
+import type { SourceData } from "../vault/kv.js";
 import { encodeEnvFile } from "./dotenv.js";
 import type { DotenvDialect } from "./dotenv.js";
 import type { TemplatePart } from "./template.js";
 import { parseTemplate, renderTemplate, templateRefs } from "./template.js";
-import { cutText } from "../redact.js";
+import { cutText } from "../support/redact.js";
 
 export interface Rendered {
   bytes: Buffer;

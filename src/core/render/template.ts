@@ -3,8 +3,8 @@
  * helpers (`json`, `base64`, `base64decode`, `trim`). `{{ "literal" }}` writes a literal (for a
  * literal "{{"). No expressions, no code execution; a missing key is an error.
  */
-import { VrError } from "../errors.js";
-import { cutText } from "../redact.js";
+import { VrError } from "../support/errors.js";
+import { cutText } from "../support/redact.js";
 
 export type TemplatePart = { text: string } | { ref: string; filters: Filter[]; line: number; col: number } | { literal: string; filters: Filter[] };
 export type Filter = "json" | "base64" | "base64decode" | "trim";

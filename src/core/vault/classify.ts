@@ -3,9 +3,9 @@
  * whether a retry can help), the Vault path, and a one-line message that never carries a token, a
  * body or a Location's path. The transport classifies every attempt; the client reports the last.
  */
-import { ExitCode, VrError } from "../errors.js";
-import type { ErrorCode } from "../errors.js";
-import { cutText } from "../redact.js";
+import { ExitCode, VrError } from "../support/errors.js";
+import type { ErrorCode } from "../support/errors.js";
+import { cutText } from "../support/redact.js";
 
 export type Kind =
   | "unreachable"

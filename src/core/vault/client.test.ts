@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { startVaultDouble } from "../../double/vault-double.js";
 import type { VaultDouble } from "../../double/vault-double.js";
-import { Redactor } from "../redact.js";
+import { Redactor } from "../support/redact.js";
 import { VaultClient } from "./client.js";
 import { failure } from "./test-support.js";
 

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import nodeVault from "node-vault";
-import { ExitCode, VrError } from "../errors.js";
+import { ExitCode, VrError } from "../support/errors.js";
 import type { VaultConnection } from "../layout/load.js";
 import { argCheck } from "./arg-check.js";
 import { classifyResponse } from "./classify.js";

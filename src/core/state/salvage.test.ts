@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { leaseIdsIn, tolerantJsonParse } from "./state-salvage.js";
+import { leaseIdsIn, tolerantJsonParse } from "./salvage.js";
 
 describe("tolerantJsonParse", () => {
   it("parses valid JSON like JSON.parse, __proto__ included as a key", () => {

@@ -7,10 +7,10 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { chmod, rename } from "node:fs/promises";
 import path from "node:path";
-import * as z from "./zod.js";
-import { leaseIdsIn, tolerantJsonParse } from "./state-salvage.js";
-import { readPrivate, writePrivate } from "./writer.js";
-import { ExitCode, VrError } from "./errors.js";
+import * as z from "../support/zod.js";
+import { leaseIdsIn, tolerantJsonParse } from "./salvage.js";
+import { readPrivate, writePrivate } from "../fs/writer.js";
+import { ExitCode, VrError } from "../support/errors.js";
 
 /**
  * A record read into an object without a prototype: an output, hook, lease or key named

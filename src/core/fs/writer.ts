@@ -15,8 +15,8 @@ import type { FileHandle } from "node:fs/promises";
 import { lstat, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import { mapLimit } from "./clock.js";
-import { VrError } from "./errors.js";
+import { mapLimit } from "../support/clock.js";
+import { VrError } from "../support/errors.js";
 import { TEMP_PREFIX } from "./paths.js";
 
 export const FILE_MODE = 0o644;

@@ -11,19 +11,19 @@
  */
 import { lstat, readFile } from "node:fs/promises";
 import path from "node:path";
-import type { Clock } from "./clock.js";
-import { parseDuration } from "./duration.js";
-import { ExitCode, VrError, oneLine } from "./errors.js";
-import type { ResolvedLayout } from "./layout/load.js";
-import { loadLayout } from "./layout/load.js";
-import { isPki, outputFiles } from "./layout/outputs.js";
-import { thresholdMs } from "./leases.js";
-import type { LeaseSpec } from "./leases.js";
-import { StateStore, keyedHash } from "./state.js";
-import type { State } from "./state.js";
-import type { SyncOptions, SyncResult } from "./sync.js";
-import { openSession, prepareAgentDir, recoverInterrupted, syncPass, withLock } from "./sync.js";
-import { FILE_MODE } from "./writer.js";
+import type { Clock } from "../support/clock.js";
+import { parseDuration } from "../support/duration.js";
+import { ExitCode, VrError, oneLine } from "../support/errors.js";
+import type { ResolvedLayout } from "../layout/load.js";
+import { loadLayout } from "../layout/load.js";
+import { isPki, outputFiles } from "../layout/outputs.js";
+import { thresholdMs } from "../vault/leases.js";
+import type { LeaseSpec } from "../vault/leases.js";
+import { StateStore, keyedHash } from "../state/state.js";
+import type { State } from "../state/state.js";
+import type { SyncOptions, SyncResult } from "../sync/sync.js";
+import { openSession, prepareAgentDir, recoverInterrupted, syncPass, withLock } from "../sync/sync.js";
+import { FILE_MODE } from "../fs/writer.js";
 
 export interface FileWatcher {
   close(): Promise<void>;

@@ -6,8 +6,8 @@
  */
 import { chmod, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import type { ResolvedLayout } from "./layout/load.js";
-import type { Logger } from "./log.js";
+import type { ResolvedLayout } from "../layout/load.js";
+import type { Logger } from "../support/log.js";
 
 export type AppRoleFileState = "ok" | "missing" | "unreadable" | "empty";
 

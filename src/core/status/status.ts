@@ -6,11 +6,11 @@
 import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import type { Env } from "./layout/load.js";
-import { loadLayout } from "./layout/load.js";
-import { isPki, outputFiles, outputId, pkiFiles } from "./layout/outputs.js";
-import { StateStore } from "./state.js";
-import { cutText } from "./redact.js";
+import type { Env } from "../layout/load.js";
+import { loadLayout } from "../layout/load.js";
+import { isPki, outputFiles, outputId, pkiFiles } from "../layout/outputs.js";
+import { StateStore } from "../state/state.js";
+import { cutText } from "../support/redact.js";
 
 export interface StatusRow {
   output: string;

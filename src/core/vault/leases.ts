@@ -6,15 +6,15 @@
  * themselves in agent-only/leases.json (0600), which is as private as the token beside it.
  */
 import path from "node:path";
-import { VrError } from "./errors.js";
-import { parseDuration } from "./duration.js";
-import type { SourceSpec } from "./layout/schema.js";
-import type { State } from "./state.js";
+import { VrError } from "../support/errors.js";
+import { parseDuration } from "../support/duration.js";
+import type { SourceSpec } from "../layout/schema.js";
+import type { State } from "../state/state.js";
 import type { CurrentToken } from "./token-horizon.js";
 import { leaseOwnerGone } from "./token-horizon.js";
-import type { VaultClient } from "./vault/client.js";
-import { VaultRequestError } from "./vault/client.js";
-import { readPrivate, writePrivate } from "./writer.js";
+import type { VaultClient } from "./client.js";
+import { VaultRequestError } from "./client.js";
+import { readPrivate, writePrivate } from "../fs/writer.js";
 
 export type LeaseSpec = Extract<SourceSpec, { type: "lease" }>;
 

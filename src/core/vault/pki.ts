@@ -6,13 +6,13 @@
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { VrError } from "./errors.js";
-import { parseDuration } from "./duration.js";
-import type { PkiPart } from "./layout/outputs.js";
-import { pkiFiles } from "./layout/outputs.js";
-import type { PkiOutput } from "./layout/schema.js";
-import { keyedHash } from "./state.js";
-import type { VaultClient } from "./vault/client.js";
+import { VrError } from "../support/errors.js";
+import { parseDuration } from "../support/duration.js";
+import type { PkiPart } from "../layout/outputs.js";
+import { pkiFiles } from "../layout/outputs.js";
+import type { PkiOutput } from "../layout/schema.js";
+import { keyedHash } from "../state/state.js";
+import type { VaultClient } from "./client.js";
 
 export interface PkiSet {
   files: Partial<Record<PkiPart, Buffer>>;

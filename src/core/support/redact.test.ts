@@ -4,7 +4,7 @@
  */
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { hookOutputLines, runHook } from "./hooks.js";
+import { hookOutputLines, runHook } from "../sync/hooks.js";
 import { createLogger } from "./log.js";
 import { BoundedText, Redactor, cutText } from "./redact.js";
 

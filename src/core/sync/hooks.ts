@@ -7,14 +7,14 @@
  * unnotified.
  */
 import { spawn } from "node:child_process";
-import type { Env } from "./layout/load.js";
-import type { HookSpec } from "./layout/schema.js";
-import type { Logger } from "./log.js";
-import { parseDuration } from "./duration.js";
-import { BoundedText, cutText } from "./redact.js";
-import type { Redactor } from "./redact.js";
-import type { Clock } from "./clock.js";
-import { systemClock } from "./clock.js";
+import type { Env } from "../layout/load.js";
+import type { HookSpec } from "../layout/schema.js";
+import type { Logger } from "../support/log.js";
+import { parseDuration } from "../support/duration.js";
+import { BoundedText, cutText } from "../support/redact.js";
+import type { Redactor } from "../support/redact.js";
+import type { Clock } from "../support/clock.js";
+import { systemClock } from "../support/clock.js";
 
 export const KILL_GRACE_MS = 5000;
 /** After the hook exits, how long its output is still read while a descendant holds the pipes. */

@@ -5,17 +5,17 @@
  * AppRole secret_id after proving the new one logs in.
  */
 import { randomInt } from "node:crypto";
-import { login } from "./auth.js";
-import { ExitCode, VrError } from "./errors.js";
-import { isPki, outputId } from "./layout/outputs.js";
-import type { SourceSpec } from "./layout/schema.js";
-import { outputSources } from "./render/index.js";
-import type { TemplatePart } from "./render/template.js";
-import { kvContext, readSource } from "./sources.js";
-import { keyedHash } from "./state.js";
-import type { Forces, Session, SyncOptions, SyncResult } from "./sync.js";
-import { loadForRun, openSession, recoverInterrupted, syncPass, withLock } from "./sync.js";
-import { readPrivate, writePrivate } from "./writer.js";
+import { login } from "../vault/auth.js";
+import { ExitCode, VrError } from "../support/errors.js";
+import { isPki, outputId } from "../layout/outputs.js";
+import type { SourceSpec } from "../layout/schema.js";
+import { outputSources } from "../render/index.js";
+import type { TemplatePart } from "../render/template.js";
+import { kvContext, readSource } from "../vault/kv.js";
+import { keyedHash } from "../state/state.js";
+import type { Forces, Session, SyncOptions, SyncResult } from "../sync/sync.js";
+import { loadForRun, openSession, recoverInterrupted, syncPass, withLock } from "../sync/sync.js";
+import { readPrivate, writePrivate } from "../fs/writer.js";
 
 export interface RotateOptions extends SyncOptions {
   targets: string[];

@@ -25,15 +25,15 @@
  *   and sys/wrapping/unwrap (sent with the wrapping token itself, whose own policy allows it).
  */
 import path from "node:path";
-import { ExitCode, VrError } from "./errors.js";
-import type { Env, ResolvedLayout } from "./layout/load.js";
-import { loadLayout } from "./layout/load.js";
-import { outputId } from "./layout/outputs.js";
-import type { SourceSpec } from "./layout/schema.js";
-import { sourceNeeds } from "./render/index.js";
-import { kvVersionFor, settledKvVersions } from "./sources.js";
-import { StateStore } from "./state.js";
-import { tokenMaxTtlWarning } from "./token-horizon.js";
+import { ExitCode, VrError } from "../support/errors.js";
+import type { Env, ResolvedLayout } from "../layout/load.js";
+import { loadLayout } from "../layout/load.js";
+import { outputId } from "../layout/outputs.js";
+import type { SourceSpec } from "../layout/schema.js";
+import { sourceNeeds } from "../render/index.js";
+import { kvVersionFor, settledKvVersions } from "../vault/kv.js";
+import { StateStore } from "../state/state.js";
+import { tokenMaxTtlWarning } from "../vault/token-horizon.js";
 
 /** Vault's capability order (as `vault policy fmt` and the docs list them). */
 const CAPABILITY_ORDER = ["create", "read", "update", "patch", "delete", "list", "sudo"] as const;

@@ -9,7 +9,7 @@
  */
 import { lstat, unlink } from "node:fs/promises";
 import path from "node:path";
-import type { OutputState, PkiState } from "./state.js";
+import type { OutputState, PkiState } from "../state/state.js";
 import type { WriteFault } from "./writer.js";
 import { commitTemp, readPrivate, syncDirs, writePrivate } from "./writer.js";
 

@@ -10,12 +10,12 @@
  *   max TTL) and shorter than a lease's or a certificate set's TTL, sync -v, check and policy warn
  *   and name the fix: a periodic token (`token_period`).
  */
-import { formatDuration, parseDuration } from "./duration.js";
+import { formatDuration, parseDuration } from "../support/duration.js";
 import type { AuthResult } from "./auth.js";
-import type { ResolvedLayout } from "./layout/load.js";
-import { outputId } from "./layout/outputs.js";
-import type { State, TokenState } from "./state.js";
-import { keyedHash } from "./state.js";
+import type { ResolvedLayout } from "../layout/load.js";
+import { outputId } from "../layout/outputs.js";
+import type { State, TokenState } from "../state/state.js";
+import { keyedHash } from "../state/state.js";
 
 /** The token this run holds, as a lease's creator is recorded. */
 export interface CurrentToken {

@@ -5,15 +5,15 @@
  */
 import path from "node:path";
 import { unlink } from "node:fs/promises";
-import { ExitCode, VrError } from "./errors.js";
-import type { ResolvedLayout } from "./layout/load.js";
-import type { Logger } from "./log.js";
-import type { Redactor } from "./redact.js";
-import type { State } from "./state.js";
-import { keyedHash } from "./state.js";
-import type { VaultClient } from "./vault/client.js";
-import { VaultRequestError } from "./vault/client.js";
-import { readPrivate, writePrivate } from "./writer.js";
+import { ExitCode, VrError } from "../support/errors.js";
+import type { ResolvedLayout } from "../layout/load.js";
+import type { Logger } from "../support/log.js";
+import type { Redactor } from "../support/redact.js";
+import type { State } from "../state/state.js";
+import { keyedHash } from "../state/state.js";
+import type { VaultClient } from "./client.js";
+import { VaultRequestError } from "./client.js";
+import { readPrivate, writePrivate } from "../fs/writer.js";
 
 export interface AuthContext {
   layout: ResolvedLayout;

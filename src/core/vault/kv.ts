@@ -2,12 +2,12 @@
  * Reading sources from Vault: KV v1 / v2 (version detected through sys/internal/ui/mounts once
  * and cached in state, unless declared) and generic reads.
  */
-import type { SourceSpec } from "./layout/schema.js";
+import type { SourceSpec } from "../layout/schema.js";
 
 export type StaticSource = Exclude<SourceSpec, { type: "lease" }>;
-import type { State } from "./state.js";
-import type { VaultClient } from "./vault/client.js";
-import { VaultRequestError } from "./vault/client.js";
+import type { State } from "../state/state.js";
+import type { VaultClient } from "./client.js";
+import { VaultRequestError } from "./client.js";
 
 export interface SourceData {
   data: Record<string, unknown>;

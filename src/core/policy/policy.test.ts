@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { resolveLayoutText } from "./layout/load.js";
+import { resolveLayoutText } from "../layout/load.js";
 import { buildPolicy, renderHcl, renderJson } from "./policy.js";
 
 const layoutOf = (doc: Record<string, unknown>, file = "/srv/vault/homelab.json") => resolveLayoutText(file, JSON.stringify(doc), {});

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { AuthResult } from "./auth.js";
-import { resolveLayoutText } from "./layout/load.js";
+import { resolveLayoutText } from "../layout/load.js";
 import { decideLease } from "./leases.js";
 import type { LeaseSpec } from "./leases.js";
-import { emptyState } from "./state.js";
-import type { State } from "./state.js";
+import { emptyState } from "../state/state.js";
+import type { State } from "../state/state.js";
 import { leaseOwnerGone, recordToken, tokenMaxTtlWarning } from "./token-horizon.js";
 
 const KEY = Buffer.alloc(32, 7);

@@ -20,8 +20,8 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { TEMP_PREFIX } from "./paths.js";
 import { hostname } from "node:os";
-import { ExitCode, VrError } from "./errors.js";
-import { formatDuration } from "./duration.js";
+import { ExitCode, VrError } from "../support/errors.js";
+import { formatDuration } from "../support/duration.js";
 
 /** How often a holder refreshes the lock's mtime. */
 export const HEARTBEAT_MS = 2000;

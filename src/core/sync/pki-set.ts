@@ -12,13 +12,13 @@ import { X509Certificate } from "node:crypto";
 import { lstat, open } from "node:fs/promises";
 import { constants as C } from "node:fs";
 import path from "node:path";
-import type { PkiPart } from "./layout/outputs.js";
-import { pkiFiles } from "./layout/outputs.js";
-import type { PkiOutput } from "./layout/schema.js";
-import { pemBlock } from "./pki.js";
-import type { OutputState, PkiState } from "./state.js";
-import { keyedHash } from "./state.js";
-import { FILE_MODE } from "./writer.js";
+import type { PkiPart } from "../layout/outputs.js";
+import { pkiFiles } from "../layout/outputs.js";
+import type { PkiOutput } from "../layout/schema.js";
+import { pemBlock } from "../vault/pki.js";
+import type { OutputState, PkiState } from "../state/state.js";
+import { keyedHash } from "../state/state.js";
+import { FILE_MODE } from "../fs/writer.js";
 
 export interface ExpectedSet {
   files: Partial<Record<PkiPart, Buffer>>;
