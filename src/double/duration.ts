@@ -19,7 +19,7 @@ export function goDuration(totalSeconds: number): string {
   return neg ? `-${body}` : body;
 }
 
-export const GO_UNITS: Record<string, number> = { ns: 1e-9, us: 1e-6, "µs": 1e-6, "μs": 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+const GO_UNITS: Record<string, number> = { ns: 1e-9, us: 1e-6, "µs": 1e-6, "μs": 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
 
 /** hashicorp/go-secure-stdlib parseutil.ParseDurationSecond: bare integer = seconds, else a Go duration. */
 export function parseDurationSecond(v: unknown): number {

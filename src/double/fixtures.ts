@@ -19,7 +19,7 @@ export function mountKv(s: State, path: string, version: 1 | 2): void {
   addMount(s, p, "kv", version === 2 ? "kv2" : "kv1", "key/value secret storage", version === 2 ? { version: "2" } : null);
 }
 
-export function kvMount(s: State, mount: string): Mount {
+function kvMount(s: State, mount: string): Mount {
   const m = s.mounts.get(normMount(mount));
   if (!m || (m.kind !== "kv1" && m.kind !== "kv2")) throw new Error(`no KV mount at ${mount}`);
   return m;

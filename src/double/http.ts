@@ -39,7 +39,7 @@ export function createServer(s: State, tls: { cert: string; key: string } | unde
   return server;
 }
 
-export async function readBody(req: http.IncomingMessage): Promise<{ buf: Buffer; tooLarge: boolean }> {
+async function readBody(req: http.IncomingMessage): Promise<{ buf: Buffer; tooLarge: boolean }> {
   const chunks: Buffer[] = [];
   let size = 0;
   let tooLarge = false;
@@ -53,7 +53,7 @@ export async function readBody(req: http.IncomingMessage): Promise<{ buf: Buffer
   return { buf: Buffer.concat(chunks), tooLarge };
 }
 
-export async function handleRequest(s: State, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function handleRequest(s: State, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const method = (req.method ?? "GET").toUpperCase();
   const url = new URL(req.url ?? "/", "http://double.invalid");
   const hasV1 = url.pathname.startsWith("/v1/");
@@ -119,11 +119,11 @@ export async function handleRequest(s: State, req: http.IncomingMessage, res: ht
   await send(s, req, res, result, entry, extraHeaders);
 }
 
-export async function globalLatency(s: State): Promise<void> {
+async function globalLatency(s: State): Promise<void> {
   if (s.latencyMs > 0) await sleep(s.latencyMs);
 }
 
-export async function send(
+async function send(
   s: State,
   req: http.IncomingMessage,
   res: http.ServerResponse,
@@ -171,7 +171,7 @@ export async function send(
   res.end(noBody ? undefined : body);
 }
 
-export function envelopeJson(e: Env): Obj {
+function envelopeJson(e: Env): Obj {
   return {
     request_id: e.requestId ?? randomUUID(),
     lease_id: e.leaseId ?? "",
@@ -185,7 +185,7 @@ export function envelopeJson(e: Env): Obj {
   };
 }
 
-export function tokenFromHeaders(h: http.IncomingHttpHeaders): string {
+function tokenFromHeaders(h: http.IncomingHttpHeaders): string {
   const x = h["x-vault-token"];
   const xv = Array.isArray(x) ? x[0] : x;
   if (xv) return xv.trim();

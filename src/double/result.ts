@@ -20,7 +20,6 @@ export type Result =
 export type Op = "read" | "list" | "write" | "delete" | "patch";
 
 export interface Ctx {
-  method: string;
   path: string;
   op: Op;
   query: URLSearchParams;

@@ -106,7 +106,7 @@ export function dispatch(
   // The request is built (and may fail with 400/415) before core sees it and reports the seal.
   if (s.sealed || !s.initialized) return err(503, "Vault is sealed");
 
-  const ctx: Ctx = { method, path, op, query, body, headerToken, token: null };
+  const ctx: Ctx = { path, op, query, body, headerToken, token: null };
 
   // Unauthenticated endpoints: a stale or bad token is ignored.
   const mount = findMount(s, path);

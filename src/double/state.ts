@@ -7,7 +7,7 @@ import { KeyPool } from "./pki.js";
 import type { Fault, RequestLogEntry } from "./types.js";
 import { hex } from "./util.js";
 
-export interface FaultSlot {
+interface FaultSlot {
   f: Fault;
   remaining: number;
 }

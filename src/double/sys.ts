@@ -191,7 +191,7 @@ export function preflight(s: State, ctx: Ctx): Result {
   return ok({ data: mountInfo(m, true), mountType: "system" });
 }
 
-export function mountInfo(m: Mount, withPath: boolean): Obj {
+function mountInfo(m: Mount, withPath: boolean): Obj {
   const info: Obj = {
     accessor: m.accessor,
     config: { default_lease_ttl: 0, force_no_cache: false, max_lease_ttl: 0 },
@@ -240,7 +240,7 @@ export function unwrap(s: State, ctx: Ctx): Result {
   return w ? unwrapResult(w) : err(400, INVALID_WRAPPING_TOKEN);
 }
 
-export function unwrapResult(w: WrapEntry): Result {
+function unwrapResult(w: WrapEntry): Result {
   const env = clone(w.env);
   delete env.requestId;
   return ok(env);

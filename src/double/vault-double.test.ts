@@ -529,7 +529,9 @@ describe("vault double: faults, latency, request log, TLS, serve", () => {
     const dir = mkdtempSync(join(tmpdir(), "vd-serve-"));
     try {
       // Every source file of the double (the facade imports one module per seam), tests aside.
-      const sources = readdirSync(import.meta.dirname, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts") && f !== "testing.ts");
+      const sources = readdirSync(import.meta.dirname, { recursive: true, encoding: "utf8" }).filter(
+        (f) => f.endsWith(".ts") && !f.endsWith(".test.ts") && f !== "testing.ts",
+      );
       for (const f of sources) {
         const src = readFileSync(join(import.meta.dirname, f), "utf8");
         const out = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } });

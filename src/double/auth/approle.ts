@@ -171,7 +171,7 @@ export function approle(s: State, ctx: Ctx, m: Mount, rest: string): Result {
   }
 }
 
-export function secretIdLookupData(sid: SecretIdEntry): Obj {
+function secretIdLookupData(sid: SecretIdEntry): Obj {
   return {
     cidr_list: [],
     creation_time: fmtTime(sid.created),

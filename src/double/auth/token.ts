@@ -26,7 +26,7 @@ export function authBlock(t: TokenEntry, leaseDuration: number): Obj {
   return a;
 }
 
-export function lookupData(s: State, t: TokenEntry): Obj {
+function lookupData(s: State, t: TokenEntry): Obj {
   const d: Obj = {
     accessor: t.accessor,
     creation_time: Math.floor(t.issue.ms / 1000),
@@ -127,7 +127,7 @@ export function tokenBackend(s: State, ctx: Ctx, rest: string): Result {
   }
 }
 
-export function renewToken(s: State, t: TokenEntry, body: Obj): Result {
+function renewToken(s: State, t: TokenEntry, body: Obj): Result {
   if (!t.renewable || t.expireAtMs === null || t.type === "batch") return err(400, "lease is not renewable");
   let inc = 0;
   if (body["increment"] !== undefined && body["increment"] !== null && body["increment"] !== "") {

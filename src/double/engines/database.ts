@@ -29,6 +29,6 @@ export function database(s: State, ctx: Ctx, m: Mount, rest: string): Result {
   const id = `${m.path}creds/${roleName}/${randomBase62(24)}`;
   const maxTtl = role.maxTtl > 0 ? Math.min(role.maxTtl, SYSTEM_MAX_TTL) : SYSTEM_MAX_TTL;
   const ttl = Math.min(role.defaultTtl > 0 ? role.defaultTtl : DEFAULT_LEASE_TTL, maxTtl);
-  newLease(s, m, id, ttl, maxTtl, role.renewable, { username, password }, tok);
+  newLease(s, id, ttl, maxTtl, role.renewable, { username, password }, tok);
   return ok({ leaseId: id, renewable: role.renewable, leaseDuration: ttl, data: { password, username }, mountType: "database" });
 }

@@ -47,7 +47,7 @@ export function isDeleted(s: State, v: KvVersion): boolean {
   return v.deletion !== null && v.deletion.ms <= s.clock.now();
 }
 
-export function versionMeta(k: KvKey, n: number, v: KvVersion): Obj {
+function versionMeta(k: KvKey, n: number, v: KvVersion): Obj {
   return {
     created_time: fmtTime(v.created),
     custom_metadata: k.customMetadata ? { ...k.customMetadata } : null,
@@ -282,7 +282,7 @@ export function kv2(s: State, ctx: Ctx, m: Mount, rest: string): Result {
 }
 
 /** RFC 7396 JSON merge patch. */
-export function mergePatch(target: unknown, patch: unknown): unknown {
+function mergePatch(target: unknown, patch: unknown): unknown {
   if (!isObj(patch)) return patch;
   const out: Obj = isObj(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
@@ -292,7 +292,7 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
   return out;
 }
 
-export function subkeys(v: Obj): Obj {
+function subkeys(v: Obj): Obj {
   const out: Obj = {};
   for (const [k, x] of Object.entries(v)) out[k] = isObj(x) ? subkeys(x) : null;
   return out;

@@ -10,7 +10,7 @@ import type { State } from "../state.js";
 import { randomBase62, weakString } from "../util.js";
 
 /** Vault's validateNames, reduced to the role options the double supports. */
-export function pkiNameAllowed(role: PkiRole, n: string): boolean {
+function pkiNameAllowed(role: PkiRole, n: string): boolean {
   const hostname = /^(\*\.)?([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*\.?$/.test(n);
   if (!hostname) return false; // enforce_hostnames (default true)
   const name = n.toLowerCase().replace(/\.$/, "");
@@ -131,7 +131,7 @@ export async function pki(s: State, ctx: Ctx, m: Mount, rest: string): Promise<R
   if (role.generateLease) {
     const id = `${m.path}issue/${roleName}/${randomBase62(24)}`;
     const secs = Math.max(0, Math.round((leaf.notAfterMs - s.clock.now()) / 1000));
-    newLease(s, m, id, secs, secs, false, { username: "", password: "" }, ctx.token);
+    newLease(s, id, secs, secs, false, { username: "", password: "" }, ctx.token);
     env.leaseId = id;
     env.leaseDuration = secs;
     env.renewable = false;

@@ -6,7 +6,7 @@ import type { State } from "../state.js";
 import type { LeaseInfo } from "../types.js";
 import { normMount } from "../util.js";
 import { expireTokens } from "./tokens.js";
-import type { LeaseEntry, Mount, TokenEntry } from "./types.js";
+import type { LeaseEntry, TokenEntry } from "./types.js";
 
 export function leaseLive(s: State, e: LeaseEntry): boolean {
   return !e.revoked && s.clock.now() < e.expireAtMs;
@@ -57,7 +57,6 @@ export function dbCredentialValid(s: State, username: string, password: string):
  */
 export function newLease(
   s: State,
-  mount: Mount,
   id: string,
   ttl: number,
   maxTtl: number,
@@ -66,20 +65,18 @@ export function newLease(
   creator: TokenEntry | null,
 ): LeaseEntry {
   const issue = s.clock.stamp();
-  const owner = creator;
   const e: LeaseEntry = {
     id,
-    mount: mount.path,
     issue,
     expireAtMs: issue.ms + ttl * 1000,
     maxExpireAtMs: issue.ms + maxTtl * 1000,
     defaultTtl: ttl,
     renewable,
-    revoked: owner !== null && !s.tokens.has(owner.id),
+    revoked: creator !== null && !s.tokens.has(creator.id),
     lastRenewal: null,
     ...creds,
-    creator: owner?.id ?? null,
-    creatorAccessor: owner?.accessor || null,
+    creator: creator?.id ?? null,
+    creatorAccessor: creator?.accessor || null,
   };
   s.leases.set(id, e);
   return e;

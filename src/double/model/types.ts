@@ -137,7 +137,7 @@ export interface PkiState {
   mismatch: boolean;
 }
 
-export interface DbRole {
+interface DbRole {
   defaultTtl: number;
   maxTtl: number;
   renewable: boolean;
@@ -145,7 +145,6 @@ export interface DbRole {
 
 export interface LeaseEntry {
   id: string;
-  mount: string;
   issue: Stamp;
   expireAtMs: number;
   maxExpireAtMs: number;
