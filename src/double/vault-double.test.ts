@@ -1,9 +1,9 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import vault from "node-vault";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import ts from "typescript";
 import { startVaultDouble, multiError, parseDurationSecond, goDuration } from "./vault-double.js";
 import type { VaultDouble } from "./vault-double.js";
@@ -528,10 +528,15 @@ describe("vault double: faults, latency, request log, TLS, serve", () => {
     // Transpile the double sources into a temp dir (typescript is a dev dependency).
     const dir = mkdtempSync(join(tmpdir(), "vd-serve-"));
     try {
-      for (const f of ["serve", "vault-double", "acl", "pki"]) {
-        const src = readFileSync(join(import.meta.dirname, `${f}.ts`), "utf8");
+      // Every source file of the double (the facade imports one module per seam), tests aside.
+      const sources = readdirSync(import.meta.dirname, { recursive: true, encoding: "utf8" }).filter(
+        (f) => f.endsWith(".ts") && !f.endsWith(".test.ts") && f !== "testing.ts",
+      );
+      for (const f of sources) {
+        const src = readFileSync(join(import.meta.dirname, f), "utf8");
         const out = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } });
-        writeFileSync(join(dir, `${f}.js`), out.outputText);
+        mkdirSync(dirname(join(dir, f)), { recursive: true });
+        writeFileSync(join(dir, f.replace(/\.ts$/, ".js")), out.outputText);
       }
       writeFileSync(join(dir, "package.json"), '{"type":"module"}');
       const seedPath = join(dir, "seed.json");
