@@ -79,11 +79,12 @@ export class Watcher {
   /** A file event: (re)start the debounce timer; when it settles, its reasons trigger a pass. */
   private debounced(r: Reason): void {
     if (this.s.stopping) return;
-    this.s = sched.eventArrived(this.s, r, this.clock.now(), this.opts);
+    const now = this.clock.now();
+    this.s = sched.eventArrived(this.s, r, now, this.opts);
     this.debounceCtl?.abort();
     const ctl = new AbortController();
     this.debounceCtl = ctl;
-    void this.clock.sleep(this.opts.debounceMs, ctl.signal).then(() => {
+    void this.clock.sleep((this.s.debounceAt ?? now) - now, ctl.signal).then(() => {
       if (ctl.signal.aborted) return;
       this.debounceCtl = null;
       this.apply(sched.eventsSettled(this.s, this.clock.now()));
