@@ -21,8 +21,12 @@ import { thresholdMs } from "../vault/leases.js";
 import type { LeaseSpec } from "../vault/leases.js";
 import { StateStore, keyedHash } from "../state/state.js";
 import type { State } from "../state/state.js";
-import type { SyncOptions, SyncResult } from "../sync/sync.js";
-import { openSession, prepareAgentDir, recoverInterrupted, syncPass, withLock } from "../sync/sync.js";
+import type { RunOptions } from "../run/context.js";
+import { openRun, prepareAgentDir } from "../run/context.js";
+import { withLock } from "../run/lock.js";
+import { recoverInterrupted } from "../run/recover.js";
+import { syncPass } from "../sync/pass.js";
+import type { SyncResult } from "../sync/result.js";
 import { FILE_MODE } from "../fs/writer.js";
 
 export interface FileWatcher {
@@ -31,7 +35,7 @@ export interface FileWatcher {
 /** The chokidar seam: watch `paths`, call `onEvent` with (event, path). */
 export type WatchFactory = (paths: string[], onEvent: (event: string, file: string) => void) => FileWatcher;
 
-export interface WatchOptions extends Omit<SyncOptions, "dryRun"> {
+export interface WatchOptions extends Omit<RunOptions, "dryRun"> {
   intervalMs: number;
   maxBackoffMs: number;
   healIntervalMs: number;
@@ -243,12 +247,12 @@ export class Watcher {
 
   private async pass(reason: Reason): Promise<SyncResult | null> {
     const l = this.layout as ResolvedLayout;
-    const opts: SyncOptions = { ...this.opts, dryRun: false, signal: this.stopCtl.signal };
+    const opts: RunOptions = { ...this.opts, dryRun: false, signal: this.stopCtl.signal };
     const started = this.clock.now();
     try {
       const res = await withLock(l, opts, "watch", async () => {
         await recoverInterrupted(l, opts.log);
-        const s = await openSession(l, opts);
+        const s = await openRun(l, opts);
         try {
           const r = await syncPass(s, { pki: new Set(), leases: new Set() });
           const due = this.lifecycleDue(s.state, s.auth.ttl, started);
