@@ -12,7 +12,7 @@ export interface Forces {
   leases: Set<string>;
 }
 
-export type Action = "create" | "update" | "unchanged" | "delete" | "failed";
+type Action = "create" | "update" | "unchanged" | "delete" | "failed";
 
 export interface OutputResult {
   file: string;
