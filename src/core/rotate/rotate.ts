@@ -14,9 +14,7 @@ import type { TemplatePart } from "../render/template.js";
 import { kvContext, readSource } from "../vault/kv.js";
 import { keyedHash } from "../state/state.js";
 import type { RunContext, RunOptions } from "../run/context.js";
-import { loadForRun, openRun } from "../run/context.js";
-import { withLock } from "../run/lock.js";
-import { recoverInterrupted } from "../run/recover.js";
+import { withRun } from "../run/context.js";
 import { syncPass } from "../sync/pass.js";
 import type { Forces, SyncResult } from "../sync/result.js";
 import { readPrivate, writePrivate } from "../fs/writer.js";
@@ -153,22 +151,15 @@ export async function runRotate(opts: RotateOptions): Promise<SyncResult | { exi
   if (!opts.secretId && opts.targets.length === 0) {
     throw new VrError("USAGE", "rotate: name the outputs to rotate, or --secret-id", { exit: ExitCode.Usage });
   }
-  const layout = await loadForRun(opts);
-  return withLock(layout, opts, "rotate", async () => {
-    if (!opts.dryRun) await recoverInterrupted(layout, opts.log);
-    const s = await openRun(layout, opts);
-    try {
-      if (opts.secretId) await rotateSecretId(s);
-      if (opts.targets.length === 0) return { exit: ExitCode.Ok };
-      const p = await plan(s, opts.targets);
-      if (opts.dryRun) {
-        for (const l of p.lines) opts.print(l);
-        return { exit: ExitCode.Ok };
-      }
-      for (const [name, spec] of p.generators) await rotateKv(s, name, spec);
-      return await syncPass(s, p.forces);
-    } finally {
-      s.client.close();
+  return withRun(opts, "rotate", async (s): Promise<SyncResult | { exit: ExitCode }> => {
+    if (opts.secretId) await rotateSecretId(s);
+    if (opts.targets.length === 0) return { exit: ExitCode.Ok };
+    const p = await plan(s, opts.targets);
+    if (opts.dryRun) {
+      for (const l of p.lines) opts.print(l);
+      return { exit: ExitCode.Ok };
     }
+    for (const [name, spec] of p.generators) await rotateKv(s, name, spec);
+    return syncPass(s, p.forces);
   });
 }

@@ -1,7 +1,8 @@
 /**
  * The run every command opens over a layout: the layout loaded, agent-only/ checked, the state
  * read, the client authenticated. `openRun` gives one `RunContext`, the only thing the sync
- * steps, `check` and `rotate` are handed; `relogin` is the one way a run changes its token.
+ * steps, `check` and `rotate` are handed; `withRun` is the whole sequence a writing command
+ * runs in (load, lock, recovery, open, close); `relogin` is the one way a run changes its token.
  */
 import type { AuthContext, AuthResult } from "../vault/auth.js";
 import { authenticate, login } from "../vault/auth.js";
@@ -20,6 +21,8 @@ import { StateStore } from "../state/state.js";
 import type { WriteFault } from "../fs/writer.js";
 import { PRIVATE_DIR_MODE } from "../fs/writer.js";
 import { setPrivateMode, statPrivateDir } from "../fs/private.js";
+import { withLock } from "./lock.js";
+import { recoverInterrupted } from "./recover.js";
 
 /** What a command that runs over a layout (sync, rotate, watch, check) is given. */
 export interface RunOptions {
@@ -128,4 +131,22 @@ export async function relogin(run: RunContext): Promise<CurrentToken> {
   run.auth = await login(run.authCtx);
   run.token = recordToken(run.state, run.hmacKey, run.auth);
   return run.token;
+}
+
+/**
+ * A command's run from start to end: the layout loaded, agent-only/ prepared, the lock held (not
+ * for dry runs), an interrupted commit finished (not for dry runs), the run opened, `fn`, the
+ * client closed.
+ */
+export async function withRun<T>(opts: RunOptions, command: string, fn: (run: RunContext) => Promise<T>): Promise<T> {
+  const layout = await loadForRun(opts);
+  return withLock(layout, opts, command, async () => {
+    if (!opts.dryRun) await recoverInterrupted(layout, opts.log);
+    const run = await openRun(layout, opts);
+    try {
+      return await fn(run);
+    } finally {
+      run.client.close();
+    }
+  });
 }

@@ -4,21 +4,10 @@
  * is run/ (layout, lock, recovery, auth); the pass is pass.ts.
  */
 import type { RunOptions } from "../run/context.js";
-import { loadForRun, openRun } from "../run/context.js";
-import { withLock } from "../run/lock.js";
-import { recoverInterrupted } from "../run/recover.js";
+import { withRun } from "../run/context.js";
 import { syncPass } from "./pass.js";
 import type { SyncResult } from "./result.js";
 
 export async function runSync(opts: RunOptions): Promise<SyncResult> {
-  const layout = await loadForRun(opts);
-  return withLock(layout, opts, "sync", async () => {
-    if (!opts.dryRun) await recoverInterrupted(layout, opts.log);
-    const run = await openRun(layout, opts);
-    try {
-      return await syncPass(run, { pki: new Set(), leases: new Set() });
-    } finally {
-      run.client.close();
-    }
-  });
+  return withRun(opts, "sync", (run) => syncPass(run, { pki: new Set(), leases: new Set() }));
 }
