@@ -83,7 +83,7 @@ export async function prepareAgentDir(layout: ResolvedLayout, log: Logger, readO
 }
 
 /** The layout of a run (read-only for dry runs), its text public for the redactor, agent-only/ prepared. */
-export async function loadForRun(opts: RunOptions): Promise<ResolvedLayout> {
+async function loadForRun(opts: RunOptions): Promise<ResolvedLayout> {
   const layout = await loadLayout(opts.layoutFile, opts.env, opts.dryRun ? "read" : "write");
   opts.redactor.setPublicText(layout.text);
   if (layout.vault.skipVerify && layout.vault.address.startsWith("https:")) {
