@@ -13,7 +13,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { systemClock } from "../src/core/support/clock.js";
 import { createLogger } from "../src/core/support/log.js";
 import { Redactor } from "../src/core/support/redact.js";
-import type { SyncResult } from "../src/core/sync/sync.js";
+import type { SyncResult } from "../src/core/sync/result.js";
 import { runSync } from "../src/core/sync/sync.js";
 import { APP_POLICY, PKI_LEASE_RULES, baseLayout, trackedTrees } from "./helpers.js";
 import type { Tree } from "./helpers.js";

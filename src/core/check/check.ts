@@ -4,7 +4,7 @@
  * problems were found, 2 for an invalid layout (thrown before), 3 when Vault could not be
  * consulted (offline findings are still reported).
  */
-import { X509Certificate, createPrivateKey } from "node:crypto";
+import { createPrivateKey } from "node:crypto";
 import { lstat, readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { appRoleFileProblem, appRoleModeText, inspectAppRoleFiles, openMode } from "../vault/approle-files.js";
@@ -28,11 +28,15 @@ import type { SourceData } from "../vault/kv.js";
 import { StateStore } from "../state/state.js";
 import { describeAccessor, leaseOwnerGone, tokenMaxTtlWarning } from "../vault/token-horizon.js";
 import type { State } from "../state/state.js";
-import type { Session } from "../sync/sync.js";
-import { describeError, fetchStatic, openSession } from "../sync/sync.js";
+import type { RunContext } from "../run/context.js";
+import { openRun } from "../run/context.js";
+import { fetchStatic } from "../sync/fetch.js";
+import { describeError } from "../support/errors.js";
+import { diffKeys, formatKeyDiff } from "../support/key-diff.js";
 import { VaultClient } from "../vault/client.js";
 import { DIR_MODE, FILE_MODE, readPrivate } from "../fs/writer.js";
 import { expectedSet, inspectSet } from "../sync/pki-set.js";
+import { readLeaf } from "../vault/pki.js";
 
 export type Severity = "error" | "warning" | "ok";
 
@@ -114,10 +118,7 @@ function jsonDrift(expected: Map<string, unknown>, disk: string) {
     return null;
   }
   if (!obj || typeof obj !== "object" || Array.isArray(obj)) return null;
-  const added = [...expected.keys()].filter((k) => !Object.hasOwn(obj, k));
-  const removed = Object.keys(obj).filter((k) => !expected.has(k));
-  const changed = [...expected.keys()].filter((k) => Object.hasOwn(obj, k) && JSON.stringify(obj[k]) !== JSON.stringify(expected.get(k)));
-  return { added, removed, changed };
+  return diffKeys(obj, Object.fromEntries(expected), (a, b) => JSON.stringify(a) === JSON.stringify(b));
 }
 
 /** Walk public/ for files no layout entry owns and for temp files. */
@@ -206,11 +207,9 @@ async function certificateChecks(layout: ResolvedLayout, state: State, opts: Che
     const parts = pkiFiles(o);
     const leafRel = parts.cert ?? parts.fullchain;
     if (!leafRel) continue;
-    let leaf: X509Certificate;
-    try {
-      leaf = new X509Certificate(await readFile(path.join(layout.publicDir, leafRel)));
-    } catch (e) {
-      f.add("certificate", "error", id, (e as NodeJS.ErrnoException).code === "ENOENT" ? "no certificate on disk" : "the certificate on disk cannot be parsed");
+    const leaf = await readLeaf(layout.publicDir, parts);
+    if (typeof leaf === "string") {
+      f.add("certificate", "error", id, leaf === "missing" ? "no certificate on disk" : "the certificate on disk cannot be parsed");
       continue;
     }
     const notAfter = Date.parse(leaf.validTo);
@@ -288,7 +287,7 @@ function stateChecks(state: State, layout: ResolvedLayout, opts: CheckOptions, f
   }
 }
 
-async function vaultChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findings, state: State | null): Promise<Session | null> {
+async function vaultChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findings, state: State | null): Promise<RunContext | null> {
   const silentPrint = () => undefined;
   const syncOpts = { layoutFile: opts.layoutFile, env: opts.env, dryRun: true, lockTimeoutMs: 0, log: opts.log, redactor: opts.redactor, clock: opts.clock, print: silentPrint };
   // Health first: reachable, initialized, sealed, which node answered.
@@ -314,9 +313,9 @@ async function vaultChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findin
   f.add("vault.sealed", "ok", "vault", "Vault is unsealed");
   if (health.standby === true) f.add("vault.node", "warning", "vault", `the node that answered is a ${health.performance_standby ? "performance " : ""}standby`);
   else f.add("vault.node", "ok", "vault", "the node that answered is the active node");
-  let s: Session;
+  let s: RunContext;
   try {
-    s = await openSession(layout, syncOpts, true, state ?? undefined);
+    s = await openRun(layout, syncOpts, true, state ?? undefined);
   } catch (e) {
     f.add("auth", "error", "auth", describeError(e as Error));
     return null;
@@ -330,7 +329,7 @@ async function vaultChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findin
   return s;
 }
 
-async function contentChecks(s: Session, f: Findings, state: State): Promise<void> {
+async function contentChecks(s: RunContext, f: Findings, state: State): Promise<void> {
   const { layout } = s;
   const { templates, needs, known: names } = await sourceNeeds(layout);
   const sources: Map<string, SourceData | Error> = await fetchStatic(s, names.filter((n) => layout.sources.get(n)?.type !== "lease"));
@@ -359,7 +358,7 @@ async function contentChecks(s: Session, f: Findings, state: State): Promise<voi
 }
 
 /** A lease dies with the token that created it: the token check holds must be that token. */
-function leaseTokenCheck(s: Session, name: string, state: State, f: Findings): void {
+function leaseTokenCheck(s: RunContext, name: string, state: State, f: Findings): void {
   const rec = state.leases[name];
   const gone = leaseOwnerGone(rec, s.token);
   if (!rec || !gone) return;
@@ -371,7 +370,7 @@ function leaseTokenCheck(s: Session, name: string, state: State, f: Findings): v
   else f.add("lease", "error", subject, message);
 }
 
-async function compareOutput(s: Session, o: FileOutput, sources: SourceResults, templates: Map<string, TemplatePart[]>, f: Findings): Promise<void> {
+async function compareOutput(s: RunContext, o: FileOutput, sources: SourceResults, templates: Map<string, TemplatePart[]>, f: Findings): Promise<void> {
   const { layout } = s;
   let rendered;
   try {
@@ -398,8 +397,7 @@ async function compareOutput(s: Session, o: FileOutput, sources: SourceResults, 
     keys = jsonDrift(typed, disk.toString("utf8"));
   }
   if (keys) {
-    const parts = [...keys.added.map((k) => `+${k}`), ...keys.removed.map((k) => `-${k}`), ...keys.changed.map((k) => `~${k}`)];
-    f.add("drift", "error", o.file, `differs from what sync would render: ${parts.join(" ") || "formatting"}`, { keys });
+    f.add("drift", "error", o.file, `differs from what sync would render: ${formatKeyDiff(keys) || "formatting"}`, { keys });
   } else {
     f.add("drift", "error", o.file, `differs from what sync would render (${disk.length} bytes on disk, ${rendered.bytes.length} expected)`);
   }

@@ -3,14 +3,15 @@
  * environment overrides into one `ResolvedLayout`. Validation is pure (`validateLayout`);
  * `loadLayout` only adds the file read.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { closeSync, constants, fstatSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type * as z from "../support/zod.js";
 import { ExitCode, VrError } from "../support/errors.js";
-import { checkOutputPath, TEMP_PREFIX } from "../fs/paths.js";
+import { checkOutputPath } from "../fs/paths.js";
+import { tryWritePrivateSync } from "../fs/private.js";
 import { parseDuration } from "../support/duration.js";
 import { checkTreesSeparate } from "./overlap.js";
 import { hookSchema, layoutSchema, outputSchema, sourceSchema } from "./schema.js";
@@ -387,18 +388,7 @@ function readLayoutMemo(file: string, key: string, doc: unknown): Layout | undef
 }
 
 function writeLayoutMemo(file: string, key: string, layout: Layout): void {
-  // The run's temp naming, so a run killed here leaves nothing the next one does not clean.
-  const tmp = path.join(path.dirname(file), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
-  try {
-    writeFileSync(tmp, JSON.stringify({ key, layout }) + "\n", { mode: 0o600, flag: "wx" });
-    renameSync(tmp, file);
-  } catch {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never created
-    }
-  }
+  tryWritePrivateSync(file, JSON.stringify({ key, layout }) + "\n");
 }
 
 export function resolveLayout(abs: string, layout: Layout, env: Env, text = JSON.stringify(layout)): ResolvedLayout {

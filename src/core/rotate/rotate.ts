@@ -13,11 +13,13 @@ import { outputSources } from "../render/index.js";
 import type { TemplatePart } from "../render/template.js";
 import { kvContext, readSource } from "../vault/kv.js";
 import { keyedHash } from "../state/state.js";
-import type { Forces, Session, SyncOptions, SyncResult } from "../sync/sync.js";
-import { loadForRun, openSession, recoverInterrupted, syncPass, withLock } from "../sync/sync.js";
+import type { RunContext, RunOptions } from "../run/context.js";
+import { withRun } from "../run/context.js";
+import { syncPass } from "../sync/pass.js";
+import type { Forces, SyncResult } from "../sync/result.js";
 import { readPrivate, writePrivate } from "../fs/writer.js";
 
-export interface RotateOptions extends SyncOptions {
+export interface RotateOptions extends RunOptions {
   targets: string[];
   secretId: boolean;
 }
@@ -45,7 +47,7 @@ interface Plan {
   lines: string[];
 }
 
-async function plan(s: Session, targets: string[]): Promise<Plan> {
+async function plan(s: RunContext, targets: string[]): Promise<Plan> {
   const { layout } = s;
   const byId = new Map(layout.outputs.map((o) => [outputId(o), o]));
   const p: Plan = { forces: { pki: new Set(), leases: new Set() }, generators: [], lines: [] };
@@ -86,7 +88,7 @@ async function plan(s: Session, targets: string[]): Promise<Plan> {
   return p;
 }
 
-async function rotateKv(s: Session, name: string, spec: KvSpec): Promise<void> {
+async function rotateKv(s: RunContext, name: string, spec: KvSpec): Promise<void> {
   const gen = spec.generate as NonNullable<KvSpec["generate"]>;
   const cur = await readSource(s.client, spec, s.state, kvContext(s.layout.sources.values()));
   if (cur.version === undefined) {
@@ -99,7 +101,7 @@ async function rotateKv(s: Session, name: string, spec: KvSpec): Promise<void> {
   s.opts.log.info({ source: name, from: cur.version, to: version }, `rotated ${spec.mount}/${spec.path} key "${gen.key}": version ${cur.version} -> ${version ?? "?"}`);
 }
 
-async function rotateSecretId(s: Session): Promise<void> {
+async function rotateSecretId(s: RunContext): Promise<void> {
   const { layout, client, opts, state, hmacKey } = s;
   const { mount, roleName, secretIdFile } = layout.approle;
   if (!roleName) {
@@ -129,7 +131,7 @@ async function rotateSecretId(s: Session): Promise<void> {
   // Prove it works before it replaces anything: a login with the new secret_id.
   await login({ ...s.authCtx, layout: { ...layout, approle: { ...layout.approle, secretIdWrapped: false, removeSecretIdFile: false } } }, secretId);
   state.secretIdPlainHash = keyedHash(hmacKey, secretId);
-  await s.store.save(state);
+  await s.save();
   await writePrivate(secretIdFile, secretId + "\n", opts.writeFault);
   opts.log.info({ accessor }, `rotated the AppRole secret_id (new accessor ${String(accessor)})`);
   if (oldAccessor && layout.approle.revokeOldSecretId) {
@@ -149,22 +151,15 @@ export async function runRotate(opts: RotateOptions): Promise<SyncResult | { exi
   if (!opts.secretId && opts.targets.length === 0) {
     throw new VrError("USAGE", "rotate: name the outputs to rotate, or --secret-id", { exit: ExitCode.Usage });
   }
-  const layout = await loadForRun(opts);
-  return withLock(layout, opts, "rotate", async () => {
-    if (!opts.dryRun) await recoverInterrupted(layout, opts.log);
-    const s = await openSession(layout, opts);
-    try {
-      if (opts.secretId) await rotateSecretId(s);
-      if (opts.targets.length === 0) return { exit: ExitCode.Ok };
-      const p = await plan(s, opts.targets);
-      if (opts.dryRun) {
-        for (const l of p.lines) opts.print(l);
-        return { exit: ExitCode.Ok };
-      }
-      for (const [name, spec] of p.generators) await rotateKv(s, name, spec);
-      return await syncPass(s, p.forces);
-    } finally {
-      s.client.close();
+  return withRun(opts, "rotate", async (s): Promise<SyncResult | { exit: ExitCode }> => {
+    if (opts.secretId) await rotateSecretId(s);
+    if (opts.targets.length === 0) return { exit: ExitCode.Ok };
+    const p = await plan(s, opts.targets);
+    if (opts.dryRun) {
+      for (const l of p.lines) opts.print(l);
+      return { exit: ExitCode.Ok };
     }
+    for (const [name, spec] of p.generators) await rotateKv(s, name, spec);
+    return syncPass(s, p.forces);
   });
 }

@@ -5,11 +5,11 @@
  * no guessable fingerprint of a short secret.
  */
 import { createHmac, randomBytes } from "node:crypto";
-import { chmod, rename } from "node:fs/promises";
 import path from "node:path";
 import * as z from "../support/zod.js";
 import { leaseIdsIn, tolerantJsonParse } from "./salvage.js";
 import { readPrivate, writePrivate } from "../fs/writer.js";
+import { keepAside } from "../fs/private.js";
 import { ExitCode, VrError } from "../support/errors.js";
 
 /**
@@ -205,8 +205,7 @@ export class StateStore {
     if (opts.keepAside) {
       const kept = `${this.file}.corrupt-${new Date((opts.now ?? Date.now)()).toISOString().replace(/[:.]/g, "-")}`;
       try {
-        await rename(this.file, kept);
-        await chmod(kept, 0o600);
+        await keepAside(this.file, kept);
         where = `${this.file}; kept it as ${kept}`;
       } catch (e) {
         where = `${this.file} (could not keep it aside: ${(e as NodeJS.ErrnoException).code ?? "error"})`;

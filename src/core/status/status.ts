@@ -3,13 +3,11 @@
  * monitoring script. One row per output: source versions, last written, certificate expiry,
  * lease expiry, last error, pending hook.
  */
-import { X509Certificate } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import type { Env } from "../layout/load.js";
 import { loadLayout } from "../layout/load.js";
 import { isPki, outputFiles, outputId, pkiFiles } from "../layout/outputs.js";
 import { StateStore } from "../state/state.js";
+import { readLeaf } from "../vault/pki.js";
 import { cutText } from "../support/redact.js";
 
 export interface StatusRow {
@@ -58,14 +56,13 @@ export async function runStatus(opts: { layoutFile: string; env: Env; now: numbe
     }
     if (isPki(o)) {
       const files = pkiFiles(o);
-      const leaf = files.cert ?? files.fullchain;
-      try {
-        const cert = new X509Certificate(await readFile(path.join(layout.publicDir, leaf ?? "")));
+      const cert = await readLeaf(layout.publicDir, files);
+      if (typeof cert === "string") {
+        row.lastError ??= "no readable certificate on disk";
+      } else {
         const notAfter = Date.parse(cert.validTo);
         row.certExpires = new Date(notAfter).toISOString();
         row.certDaysLeft = Math.floor((notAfter - opts.now) / 86_400_000);
-      } catch {
-        row.lastError ??= "no readable certificate on disk";
       }
     }
     rows.push(row);

@@ -50,6 +50,7 @@ export type ErrorCode =
   | "WRITE"
   | "UNSAFE_PATH"
   | "STATE"
+  | "DRY_RUN_PENDING"
   | "INTERNAL";
 
 export interface VrErrorOptions {
@@ -72,16 +73,40 @@ export class VrError extends Error {
   }
 }
 
+/** Dry run: a source whose data would only exist after a real run (new leased credentials). */
+export class DryRunPending extends VrError {
+  constructor(message: string) {
+    super("DRY_RUN_PENDING", message);
+    this.name = "DryRunPending";
+  }
+}
+
 export function isVrError(e: unknown): e is VrError {
   return e instanceof VrError;
 }
 
-/** One line for a human: `message (hint)`. Never includes a stack. */
+/** An output's failure that is its source's (render's SourceUnavailable): `source` and the source's own `error`. */
+function sourceFailure(e: Error): { source: string; error: Error } | null {
+  const f = e as Error & { source?: unknown; error?: unknown };
+  return typeof f.source === "string" && f.error instanceof Error ? { source: f.source, error: f.error } : null;
+}
+
+/**
+ * The one error formatter: `message (hint: …)`, never a stack; a source's failure seen from an
+ * output is `source "name": …`. The defaults are the per-output form (results, logs, state, check
+ * findings): messages as they are. `oneLine` is the entry point's form.
+ */
+export function describeError(e: unknown, how: { flat?: boolean; internal?: boolean } = {}): string {
+  if (e === undefined && !how.internal) return "failed";
+  const text = (m: string) => (how.flat ? m.replace(/\s*\n\s*/g, " ") : m);
+  if (!(e instanceof Error)) return how.internal ? `internal error: ${String(e)}` : String(e);
+  const via = sourceFailure(e);
+  if (via) return `source "${via.source}": ${describeError(via.error, how)}`;
+  if (isVrError(e)) return e.hint ? `${text(e.message)} (hint: ${e.hint})` : text(e.message);
+  return how.internal ? `internal error: ${text(e.message)}` : text(e.message);
+}
+
+/** One line for a human at the entry point: a non-VrError is an internal error. Never includes a stack. */
 export function oneLine(e: unknown): string {
-  if (isVrError(e)) {
-    const msg = e.message.replace(/\s*\n\s*/g, " ");
-    return e.hint ? `${msg} (hint: ${e.hint})` : msg;
-  }
-  if (e instanceof Error) return `internal error: ${e.message.replace(/\s*\n\s*/g, " ")}`;
-  return `internal error: ${String(e)}`;
+  return describeError(e, { flat: true, internal: true });
 }

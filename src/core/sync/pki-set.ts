@@ -128,7 +128,8 @@ export async function expectedSet(
   return { files, cert, chain };
 }
 
-function serialOf(pem: string): string | undefined {
+/** The serial of a PEM certificate, or undefined when it cannot be parsed. */
+export function serialOf(pem: string): string | undefined {
   try {
     return new X509Certificate(pem).serialNumber;
   } catch {

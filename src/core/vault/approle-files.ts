@@ -4,10 +4,12 @@
  * fails, so `check` reports it and `sync` warns; a file other users could read is reported by
  * `check` and tightened to 0600 by `sync`.
  */
-import { chmod, readFile, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import type { ResolvedLayout } from "../layout/load.js";
 import type { Logger } from "../support/log.js";
+import { PRIVATE_FILE_MODE } from "../fs/writer.js";
+import { setPrivateMode } from "../fs/private.js";
 
 export type AppRoleFileState = "ok" | "missing" | "unreadable" | "empty";
 
@@ -64,11 +66,10 @@ export function appRoleFileProblem(s: AppRoleFileStatus): string | null {
 export async function tightenAppRoleFiles(files: AppRoleFileStatus[], log: Logger): Promise<void> {
   for (const s of files) {
     if (s.mode === undefined || !openMode(s.mode)) continue;
-    try {
-      await chmod(s.file, 0o600);
+    if (await setPrivateMode(s.file, PRIVATE_FILE_MODE)) {
       log.info({ file: s.rel }, `set ${s.rel} to mode 0600 (was ${modeText(s.mode)})`);
-      s.mode = 0o600;
-    } catch {
+      s.mode = PRIVATE_FILE_MODE;
+    } else {
       log.warn({ file: s.rel }, `${s.rel} has mode ${modeText(s.mode)} (readable by others) and its mode cannot be changed`);
     }
   }

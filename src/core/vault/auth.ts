@@ -4,7 +4,6 @@
  * The token lifecycle is separate from every secret's: a new token never re-fetches or re-issues.
  */
 import path from "node:path";
-import { unlink } from "node:fs/promises";
 import { ExitCode, VrError } from "../support/errors.js";
 import type { ResolvedLayout } from "../layout/load.js";
 import type { Logger } from "../support/log.js";
@@ -14,6 +13,7 @@ import { keyedHash } from "../state/state.js";
 import type { VaultClient } from "./client.js";
 import { VaultRequestError } from "./client.js";
 import { readPrivate, writePrivate } from "../fs/writer.js";
+import { removePrivateFile } from "../fs/private.js";
 
 export interface AuthContext {
   layout: ResolvedLayout;
@@ -185,7 +185,7 @@ export async function login(ctx: AuthContext, secretIdOverride?: string): Promis
   }
   await writePrivate(tokenFile(layout), auth.client_token + "\n");
   if (layout.approle.removeSecretIdFile) {
-    await unlink(layout.approle.secretIdFile).catch(() => undefined);
+    await removePrivateFile(layout.approle.secretIdFile);
   }
   log.info({ ttl: auth.lease_duration, renewable: auth.renewable }, "logged in with AppRole");
   return { token: auth.client_token, via: "login", ttl: auth.lease_duration, facts };

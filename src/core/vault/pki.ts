@@ -46,15 +46,19 @@ function renewBeforeMs(o: PkiOutput, cert: X509Certificate): number {
   return parseDuration(rb);
 }
 
-/** The leaf certificate: the cert file, or the first certificate of the full chain. */
-async function readLeaf(publicDir: string, files: Partial<Record<PkiPart, string>>): Promise<X509Certificate | null | "unparsable"> {
+/**
+ * The one reader of a set's leaf certificate on disk: the cert file, or the first certificate of
+ * the full chain. "missing": no such file (or no leaf file in the set); "unreadable": another read
+ * error; "unparsable": not a certificate. (pki-set.ts parses the bytes it read without following links.)
+ */
+export async function readLeaf(publicDir: string, files: Partial<Record<PkiPart, string>>): Promise<X509Certificate | "missing" | "unreadable" | "unparsable"> {
   const rel = files.cert ?? files.fullchain;
-  if (!rel) return null;
+  if (!rel) return "missing";
   let pem: string;
   try {
     pem = await readFile(path.join(publicDir, rel), "utf8");
-  } catch {
-    return null;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "ENOENT" ? "missing" : "unreadable";
   }
   try {
     return new X509Certificate(pem);
@@ -67,7 +71,7 @@ async function readLeaf(publicDir: string, files: Partial<Record<PkiPart, string
 export async function pkiDueReason(o: PkiOutput, publicDir: string, now: number, recordedRequestHash: string | undefined, requestHash: string): Promise<string | null> {
   const files = pkiFiles(o);
   const leaf = await readLeaf(publicDir, files);
-  if (leaf === null) return "no certificate on disk";
+  if (leaf === "missing" || leaf === "unreadable") return "no certificate on disk";
   if (leaf === "unparsable") return "the certificate on disk cannot be parsed";
   const notAfter = Date.parse(leaf.validTo);
   if (notAfter <= now) return "the certificate has expired";

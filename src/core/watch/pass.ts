@@ -11,8 +11,12 @@ import type { Redactor } from "../support/redact.js";
 import { thresholdMs } from "../vault/leases.js";
 import type { LeaseSpec } from "../vault/leases.js";
 import type { State } from "../state/state.js";
-import type { SyncOptions, SyncResult } from "../sync/sync.js";
-import { openSession, prepareAgentDir, recoverInterrupted, syncPass, withLock } from "../sync/sync.js";
+import type { RunOptions } from "../run/context.js";
+import { openRun, prepareAgentDir } from "../run/context.js";
+import { withLock } from "../run/lock.js";
+import { recoverInterrupted } from "../run/recover.js";
+import { syncPass } from "../sync/pass.js";
+import type { SyncResult } from "../sync/result.js";
 import type { LifecycleInputs } from "./schedule.js";
 
 /** Load and validate the layout, make its secrets known to the redactor, and prepare its agent-only directory. */
@@ -43,10 +47,10 @@ export function lifecycleInputs(l: ResolvedLayout, state: State, tokenTtlSec: nu
  * One pass under the lock (journal recovery first). `afterPass` sees the lifecycle inputs while
  * the session is still open, so the scheduler's `now` is read before the lock is released.
  */
-export async function lockedPass(l: ResolvedLayout, opts: SyncOptions, passAt: number, afterPass: (lifecycle: LifecycleInputs) => void): Promise<SyncResult> {
+export async function lockedPass(l: ResolvedLayout, opts: RunOptions, passAt: number, afterPass: (lifecycle: LifecycleInputs) => void): Promise<SyncResult> {
   return withLock(l, opts, "watch", async () => {
     await recoverInterrupted(l, opts.log);
-    const s = await openSession(l, opts);
+    const s = await openRun(l, opts);
     try {
       const r = await syncPass(s, { pki: new Set(), leases: new Set() });
       afterPass(lifecycleInputs(l, s.state, s.auth.ttl, passAt));

@@ -14,7 +14,8 @@ import path from "node:path";
 import type { Clock } from "../support/clock.js";
 import { ExitCode, VrError, oneLine } from "../support/errors.js";
 import type { ResolvedLayout } from "../layout/load.js";
-import type { SyncOptions, SyncResult } from "../sync/sync.js";
+import type { RunOptions } from "../run/context.js";
+import type { SyncResult } from "../sync/result.js";
 import type { Signatures } from "./heal.js";
 import { isManaged, needsHeal, recordSignatures } from "./heal.js";
 import { loadPrepared, lockedPass } from "./pass.js";
@@ -27,7 +28,7 @@ export interface FileWatcher {
 /** The chokidar seam: watch `paths`, call `onEvent` with (event, path). */
 export type WatchFactory = (paths: string[], onEvent: (event: string, file: string) => void) => FileWatcher;
 
-export interface WatchOptions extends Omit<SyncOptions, "dryRun">, ScheduleConfig {
+export interface WatchOptions extends Omit<RunOptions, "dryRun">, ScheduleConfig {
   watchFiles: WatchFactory;
 }
 
@@ -123,7 +124,7 @@ export class Watcher {
 
   private async pass(reason: Reason): Promise<SyncResult | null> {
     const l = this.layout as ResolvedLayout;
-    const opts: SyncOptions = { ...this.opts, dryRun: false, signal: this.stopCtl.signal };
+    const opts: RunOptions = { ...this.opts, dryRun: false, signal: this.stopCtl.signal };
     try {
       const res = await lockedPass(l, opts, this.clock.now(), (lifecycle) => {
         this.s = sched.lifecycleScheduled(this.s, sched.lifecycleDue(lifecycle), this.clock.now(), () => this.clock.random(), this.opts);
