@@ -27,4 +27,25 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // Every file-system mutation lives in src/core/fs/ (DESIGN.md): nothing else in the core writes.
+    files: ["src/core/**/*.ts"],
+    ignores: ["src/core/fs/**", "src/core/**/*.test.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        ...["node:fs", "node:fs/promises", "fs", "fs/promises"].map((name) => ({
+          name,
+          importNames: [
+            "writeFile", "writeFileSync", "appendFile", "appendFileSync", "rename", "renameSync", "unlink", "unlinkSync",
+            "rm", "rmSync", "rmdir", "rmdirSync", "mkdir", "mkdirSync", "mkdtemp", "mkdtempSync", "chmod", "chmodSync",
+            "fchmod", "fchmodSync", "lchmod", "chown", "chownSync", "fchown", "lchown", "symlink", "symlinkSync",
+            "link", "linkSync", "copyFile", "copyFileSync", "cp", "cpSync", "truncate", "truncateSync", "ftruncate",
+            "ftruncateSync", "utimes", "utimesSync", "futimes", "lutimes", "createWriteStream", "write", "writeSync",
+          ],
+          message: "File-system mutations live in src/core/fs/ (DESIGN.md).",
+        })),
+      ],
+    },
+  },
 );
