@@ -35,6 +35,7 @@ const globalShape = {
   debug: flag,
   logFormat: z.optional(z.enum(["pretty", "json"])),
 };
+/** The options every command gets (and all that `schema` takes). */
 export const globalOptions = z.object(globalShape);
 
 export const syncOptions = z.object({
@@ -78,8 +79,6 @@ export const watchOptions = z.object({
   debounce: duration("--debounce"),
   hooks: z.boolean(),
 });
-
-export const schemaOptions = globalOptions;
 
 /**
  * Raw options → the command's typed options, or a usage error (exit 2) with one line: the first

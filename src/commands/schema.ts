@@ -7,8 +7,8 @@ export function registerSchema(program: Command, ctx: CommandContext): void {
     .description("print the layout file's JSON Schema")
     .action(async (_opts: unknown, cmd: Command) => {
       // Only the global options; `vault-render schema` alone never gets here (src/cli.ts prints the prebuilt file).
-      const [{ parseOptions, schemaOptions }, { layoutJsonSchema }] = await Promise.all([import("./options.js"), import("../core/layout/schema.js")]);
-      parseOptions(schemaOptions, cmd.optsWithGlobals());
+      const [{ parseOptions, globalOptions }, { layoutJsonSchema }] = await Promise.all([import("./options.js"), import("../core/layout/schema.js")]);
+      parseOptions(globalOptions, cmd.optsWithGlobals());
       ctx.stdout.write(JSON.stringify(layoutJsonSchema(), null, 2) + "\n");
     });
 }
