@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { CommandContext, GlobalOptions } from "./context.js";
+import type { CommandContext } from "./context.js";
 import { formatFor, levelFor } from "./context.js";
 
 export function registerCheck(program: Command, ctx: CommandContext): void {
@@ -11,22 +11,22 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
     .option("--min-validity <duration>", "certificates must stay valid at least this long", "7d")
     .option("--min-token-ttl <duration>", "warn when the token has less than this left", "10m")
     .option("--max-age <duration>", "fail when the last successful sync is older than this")
-    .action(async (opts: { offline?: boolean; json?: boolean; minValidity: string; minTokenTtl: string; maxAge?: string }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { runCheck, formatReport, parseCheckDuration } = await import("../core/check/check.js");
+    .action(async (_opts: unknown, cmd: Command) => {
+      const [{ parseOptions, checkOptions }, { runCheck, formatReport }] = await Promise.all([import("./options.js"), import("../core/check/check.js")]);
+      const o = parseOptions(checkOptions, cmd.optsWithGlobals());
       const report = await runCheck({
-        layoutFile: g.layout,
+        layoutFile: o.layout,
         env: ctx.env,
-        offline: opts.offline === true,
-        minValidityMs: parseCheckDuration("--min-validity", opts.minValidity),
-        minTokenTtlMs: parseCheckDuration("--min-token-ttl", opts.minTokenTtl),
-        maxAgeMs: opts.maxAge === undefined ? undefined : parseCheckDuration("--max-age", opts.maxAge),
-        log: ctx.logger(levelFor(g, "silent"), formatFor(g, ctx)),
+        offline: o.offline,
+        minValidityMs: o.minValidity,
+        minTokenTtlMs: o.minTokenTtl,
+        maxAgeMs: o.maxAge,
+        log: ctx.logger(levelFor(o, "silent"), formatFor(o, ctx)),
         redactor: ctx.redactor,
         clock: ctx.clock,
       });
       const color = ctx.stdoutIsTTY && !ctx.env.NO_COLOR;
-      const text = opts.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report, color);
+      const text = o.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report, color);
       ctx.stdout.write(ctx.redactor.redact(text));
       ctx.setExit(report.exit);
     });

@@ -7,15 +7,12 @@ import type { Logger, LogFormat, LogLevel } from "../core/support/log.js";
 import type { Redactor } from "../core/support/redact.js";
 import type { Env } from "../core/layout/load.js";
 import type { WriteFault } from "../core/fs/writer.js";
-import { parseDuration } from "../core/support/duration.js";
-import { ExitCode, VrError } from "../core/support/errors.js";
+import { parseDurationFlag } from "../core/support/duration.js";
+import type { globalOptions } from "./options.js";
+import type { output } from "../core/support/zod.js";
 
-export interface GlobalOptions {
-  layout: string;
-  verbose: boolean;
-  debug: boolean;
-  logFormat?: LogFormat;
-}
+/** The global options, as every command's schema (./options.ts) gives them. */
+export type GlobalOptions = output<typeof globalOptions>;
 
 export interface CommandContext {
   env: Env;
@@ -56,21 +53,6 @@ export function commonSyncOptions(ctx: CommandContext, g: GlobalOptions) {
     },
     writeFault: testWriteFault(ctx.env.VAULT_RENDER_TEST_FAULT),
   };
-}
-
-/**
- * A duration flag (`--lock-timeout 30s`, `--interval 5m`): one parser and one wording for all,
- * naming the flag; `positive` rejects 0 (an interval of 0 would spin).
- */
-export function parseDurationFlag(flag: string, text: string, opts: { positive?: boolean } = {}): number {
-  let ms: number;
-  try {
-    ms = parseDuration(text);
-  } catch {
-    throw new VrError("USAGE", `${flag}: "${text}" is not a duration (e.g. 30s, 2m)`, { exit: ExitCode.Usage });
-  }
-  if (opts.positive && !(ms > 0)) throw new VrError("USAGE", `${flag}: "${text}" must be longer than 0 (e.g. 30s, 2m)`, { exit: ExitCode.Usage });
-  return ms;
 }
 
 export function parseLockTimeout(text: string): number {

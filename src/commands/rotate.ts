@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import type { CommandContext } from "./context.js";
-import { commonSyncOptions, formatFor, levelFor, parseLockTimeout } from "./context.js";
-import type { GlobalOptions } from "./context.js";
+import { commonSyncOptions, formatFor, levelFor } from "./context.js";
 
 export function registerRotate(program: Command, ctx: CommandContext): void {
   program
@@ -12,17 +11,17 @@ export function registerRotate(program: Command, ctx: CommandContext): void {
     .option("-n, --dry-run", "say what would be rotated and write nothing")
     .option("--no-hooks", "leave hooks pending instead of running them")
     .option("--lock-timeout <duration>", "how long to wait for another run's lock", "30s")
-    .action(async (targets: string[], opts: { secretId?: boolean; dryRun?: boolean; hooks: boolean; lockTimeout: string }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { runRotate } = await import("../core/rotate/rotate.js");
+    .action(async (targets: string[], _opts: unknown, cmd: Command) => {
+      const [{ parseOptions, rotateOptions }, { runRotate }] = await Promise.all([import("./options.js"), import("../core/rotate/rotate.js")]);
+      const o = parseOptions(rotateOptions, { ...cmd.optsWithGlobals(), targets });
       const res = await runRotate({
-        ...commonSyncOptions(ctx, g),
-        log: ctx.logger(levelFor(g, "info"), formatFor(g, ctx)),
-        dryRun: opts.dryRun === true,
-        lockTimeoutMs: parseLockTimeout(opts.lockTimeout),
-        noHooks: !opts.hooks,
-        targets,
-        secretId: opts.secretId === true,
+        ...commonSyncOptions(ctx, o),
+        log: ctx.logger(levelFor(o, "info"), formatFor(o, ctx)),
+        dryRun: o.dryRun,
+        lockTimeoutMs: o.lockTimeout,
+        noHooks: !o.hooks,
+        targets: o.targets,
+        secretId: o.secretId,
       });
       ctx.setExit(res.exit);
     });

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import type { CommandContext, GlobalOptions } from "./context.js";
-import { commonSyncOptions, formatFor, levelFor, parseLockTimeout } from "./context.js";
+import type { CommandContext } from "./context.js";
+import { commonSyncOptions, formatFor, levelFor } from "./context.js";
 
 export function registerSync(program: Command, ctx: CommandContext): void {
   program
@@ -10,16 +10,16 @@ export function registerSync(program: Command, ctx: CommandContext): void {
     .option("--no-hooks", "leave hooks pending instead of running them")
     .option("--run-hooks", "run every hook of the layout, changed or not")
     .option("--lock-timeout <duration>", "how long to wait for another run's lock", "30s")
-    .action(async (opts: { dryRun?: boolean; hooks: boolean; runHooks?: boolean; lockTimeout: string }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { runSync } = await import("../core/sync/sync.js");
+    .action(async (_opts: unknown, cmd: Command) => {
+      const [{ parseOptions, syncOptions }, { runSync }] = await Promise.all([import("./options.js"), import("../core/sync/sync.js")]);
+      const o = parseOptions(syncOptions, cmd.optsWithGlobals());
       const res = await runSync({
-        ...commonSyncOptions(ctx, g),
-        log: ctx.logger(levelFor(g, "warn"), formatFor(g, ctx)),
-        dryRun: opts.dryRun === true,
-        lockTimeoutMs: parseLockTimeout(opts.lockTimeout),
-        noHooks: !opts.hooks,
-        runHooks: opts.runHooks === true,
+        ...commonSyncOptions(ctx, o),
+        log: ctx.logger(levelFor(o, "warn"), formatFor(o, ctx)),
+        dryRun: o.dryRun,
+        lockTimeoutMs: o.lockTimeout,
+        noHooks: !o.hooks,
+        runHooks: o.runHooks,
       });
       ctx.setExit(res.exit);
     });

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
-import type { CommandContext, GlobalOptions } from "./context.js";
-import { commonSyncOptions, formatFor, levelFor, parseDurationFlag, parseLockTimeout } from "./context.js";
+import type { CommandContext } from "./context.js";
+import { commonSyncOptions, formatFor, levelFor } from "./context.js";
+import { parseDurationFlag } from "../core/support/duration.js";
 import type { WatchFactory } from "../core/watch/watch.js";
 
 export function registerWatch(program: Command, ctx: CommandContext): void {
@@ -13,15 +14,16 @@ export function registerWatch(program: Command, ctx: CommandContext): void {
     .option("--debounce <duration>", "wait for file events to settle", "300ms")
     .option("--no-hooks", "leave hooks pending instead of running them")
     .option("--lock-timeout <duration>", "how long a pass waits for another run's lock", "30s")
-    .action(async (opts: { interval: string; maxBackoff: string; healInterval: string; debounce: string; hooks: boolean; lockTimeout: string }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOptions>();
+    .action(async (_opts: unknown, cmd: Command) => {
       // Every duration is checked before anything starts.
+      const { parseOptions, watchOptions } = await import("./options.js");
+      const g = parseOptions(watchOptions, cmd.optsWithGlobals());
       const durations = {
-        lockTimeoutMs: parseLockTimeout(opts.lockTimeout),
-        intervalMs: parseDurationFlag("--interval", opts.interval, { positive: true }),
-        maxBackoffMs: parseDurationFlag("--max-backoff", opts.maxBackoff, { positive: true }),
-        healIntervalMs: parseDurationFlag("--heal-interval", opts.healInterval, { positive: true }),
-        debounceMs: parseDurationFlag("--debounce", opts.debounce),
+        lockTimeoutMs: g.lockTimeout,
+        intervalMs: g.interval,
+        maxBackoffMs: g.maxBackoff,
+        healIntervalMs: g.healInterval,
+        debounceMs: g.debounce,
       };
       // Test seam: the first retry delay (normally 1 s), so a test can reach a long backoff at once.
       const firstBackoff = ctx.env.VAULT_RENDER_TEST_FIRST_BACKOFF;
@@ -34,7 +36,7 @@ export function registerWatch(program: Command, ctx: CommandContext): void {
       const watcher = new Watcher({
         ...commonSyncOptions(ctx, g),
         log: ctx.logger(levelFor(g, "info"), formatFor(g, ctx, "json")),
-        noHooks: !opts.hooks,
+        noHooks: !g.hooks,
         ...durations,
         ...(firstBackoff ? { firstBackoffMs: parseDurationFlag("VAULT_RENDER_TEST_FIRST_BACKOFF", firstBackoff, { positive: true }) } : {}),
         watchFiles,

@@ -9,7 +9,6 @@ import { lstat, readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { appRoleFileProblem, appRoleModeText, inspectAppRoleFiles, openMode } from "../vault/approle-files.js";
 import type { Clock } from "../support/clock.js";
-import { parseDuration } from "../support/duration.js";
 import { ExitCode, VrError } from "../support/errors.js";
 import type { Env, ResolvedLayout } from "../layout/load.js";
 import { loadLayout } from "../layout/load.js";
@@ -438,14 +437,6 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
   let exit: ExitCode = counts.error > 0 ? ExitCode.Failed : ExitCode.Ok;
   if (!opts.offline && !vaultVerified) exit = ExitCode.Unavailable;
   return { version: 1, ok: exit === ExitCode.Ok, exit, layout: layout.file, offline: opts.offline, vaultVerified, counts, findings: f.list };
-}
-
-export function parseCheckDuration(flag: string, text: string): number {
-  try {
-    return parseDuration(text);
-  } catch {
-    throw new VrError("USAGE", `${flag}: "${text}" is not a duration (e.g. 7d, 12h, 30m)`, { exit: ExitCode.Usage });
-  }
 }
 
 /** The human table: one line per finding, errors and warnings first. */

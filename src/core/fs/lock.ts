@@ -64,6 +64,7 @@ export interface LockDeps {
   startOf?: (pid: number) => number | null | undefined;
 }
 
+/** Whether `pid` runs in this pid namespace (EPERM: it does, as another user); also writer.ts's live temp files. */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

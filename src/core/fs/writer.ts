@@ -18,6 +18,7 @@ import { randomBytes } from "node:crypto";
 import { mapLimit } from "../support/clock.js";
 import { VrError } from "../support/errors.js";
 import { TEMP_PREFIX } from "./paths.js";
+import { processAlive } from "./lock.js";
 
 export const FILE_MODE = 0o644;
 export const DIR_MODE = 0o755;
@@ -222,7 +223,7 @@ export async function cleanStaleTemps(dirs: Iterable<string>, opts: { skipLiveWr
       // is not stale.
       if (opts.skipLiveWriters) {
         const pid = Number(/^(\d+)-/.exec(name.slice(TEMP_PREFIX.length))?.[1]);
-        if (pid && pid !== process.pid && pidAlive(pid)) continue;
+        if (pid && pid !== process.pid && processAlive(pid)) continue;
       }
       try {
         const st = await lstat(path.join(d, name));
@@ -235,15 +236,6 @@ export async function cleanStaleTemps(dirs: Iterable<string>, opts: { skipLiveWr
     }
   }
   return n;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errnoOf(e) === "EPERM";
-  }
 }
 
 /** Read a small private file (token, role_id, state) or null when missing. */

@@ -6,7 +6,6 @@ import {
   MAX_ENV_STRING_BYTES,
   checkEnvKey,
   encodeEnvFile,
-  envKeyWarning,
   valueProblems,
   type DotenvDialect,
   type ProblemReason,
@@ -367,14 +366,11 @@ describe("encodeEnvFile", () => {
     expect(checkEnvKey("_a1", "portable")).toBeNull();
   });
 
-  it("warns (without refusing) on keys that change the sourcing shell", () => {
+  it("accepts keys that change the sourcing shell: every consumer reads them as written", () => {
     for (const key of ["IFS", "PATH", "ENV", "BASH_ENV", "CDPATH", "PS4", "LD_PRELOAD"]) {
-      expect(envKeyWarning(key, "portable")).toContain(key);
-      expect(envKeyWarning(key, "sh")).not.toBeNull();
-      expect(envKeyWarning(key, "compose")).toBeNull();
+      for (const d of ["portable", "sh", "compose"] as const) expect(checkEnvKey(key, d)).toBeNull();
       expect(encodeEnvFile([{ key, value: "v" }], "portable", CTX)).toBe(`${key}='v'\n`);
     }
-    expect(envKeyWarning("APP_PATH", "portable")).toBeNull();
   });
 
   it("produces the documented message shape", () => {

@@ -73,18 +73,6 @@ export function checkEnvKey(key: string, dialect: DotenvDialect): string | null 
   return null;
 }
 
-/** Names that change how a sourcing shell behaves (dotenv.md §2.5): allowed, but worth a warning. */
-const SH_SENSITIVE = new Set(["IFS", "PATH", "ENV", "BASH_ENV", "CDPATH", "PS4"]);
-
-/** A warning for keys that are legal but change the behaviour of a shell sourcing the file, else null. */
-export function envKeyWarning(key: string, dialect: DotenvDialect): string | null {
-  if (!SH_READ.has(dialect) || dialect === "systemd") return null;
-  if (SH_SENSITIVE.has(key) || key.startsWith("LD_")) {
-    return `${key} changes how a shell that sources this file (set -a; . file) behaves`;
-  }
-  return null;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Character-level checks
 

@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { VrError } from "../support/errors.js";
+import { ExitCode, VrError, isVrError } from "../support/errors.js";
 import type { FileOutput } from "../layout/schema.js";
 import type { ResolvedLayout } from "../layout/load.js";
 import { isFileOutput, outputId } from "../layout/outputs.js";
@@ -22,10 +22,15 @@ export interface Rendered {
   keys?: Map<string, string>;
 }
 
-/** Why a source is not available for rendering. */
-export class SourceUnavailable extends Error {
+/** Why a source is not available for rendering: the source's own error (its exit code too), kept as `error`. */
+export class SourceUnavailable extends VrError {
   constructor(readonly source: string, readonly error: Error) {
-    super(error.message);
+    super("SOURCE_UNAVAILABLE", error.message, {
+      hint: `the output renders once source "${source}" can be read`,
+      exit: isVrError(error) ? error.exit : ExitCode.Failed,
+      cause: error,
+    });
+    this.name = "SourceUnavailable";
   }
 }
 

@@ -45,6 +45,7 @@ export type ErrorCode =
   | "WRAPPING"
   | "MISSING_KEY"
   | "RENDER"
+  | "SOURCE_UNAVAILABLE"
   | "DOTENV_REFUSED"
   | "TEMPLATE"
   | "WRITE"
