@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { SourceUnavailable, renderOutput } from "./index.js";
+import { renderOutput } from "./index.js";
+import { ExitCode, SourceUnavailable, VrError, isVrError, oneLine } from "../support/errors.js";
 import type { FileOutput } from "../layout/schema.js";
-import { ExitCode, VrError, isVrError, oneLine } from "../support/errors.js";
 
 const raw = { file: "db/password", format: "raw", value: "db.password" } as FileOutput;
 
@@ -13,7 +13,8 @@ describe("SourceUnavailable", () => {
     if (!(e instanceof SourceUnavailable)) return;
     expect(isVrError(e)).toBe(true);
     expect([e.code, e.source, e.error, e.cause, e.message, e.exit]).toEqual(["SOURCE_UNAVAILABLE", "db", cause, cause, "Vault is unreachable", ExitCode.Unavailable]);
-    expect(oneLine(e)).toBe('Vault is unreachable (hint: the output renders once source "db" can be read)');
+    // The one formatter names the source and gives the source's own message (and hint, if any).
+    expect(oneLine(e)).toBe('source "db": Vault is unreachable');
     expect(new SourceUnavailable("db", new Error("boom")).exit).toBe(ExitCode.Failed);
   });
 });

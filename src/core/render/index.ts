@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { ExitCode, VrError, isVrError } from "../support/errors.js";
+import { SourceUnavailable, VrError } from "../support/errors.js";
 import type { FileOutput } from "../layout/schema.js";
 import type { ResolvedLayout } from "../layout/load.js";
 import { isFileOutput, outputId } from "../layout/outputs.js";
@@ -23,17 +23,6 @@ export interface Rendered {
 }
 
 /** Why a source is not available for rendering: the source's own error (its exit code too), kept as `error`. */
-export class SourceUnavailable extends VrError {
-  constructor(readonly source: string, readonly error: Error) {
-    super("SOURCE_UNAVAILABLE", error.message, {
-      hint: `the output renders once source "${source}" can be read`,
-      exit: isVrError(error) ? error.exit : ExitCode.Failed,
-      cause: error,
-    });
-    this.name = "SourceUnavailable";
-  }
-}
-
 export type SourceResults = ReadonlyMap<string, SourceData | Error>;
 
 /** The text of a Vault value: strings as they are, other JSON values as JSON. */

@@ -82,14 +82,20 @@ export class DryRunPending extends VrError {
   }
 }
 
-export function isVrError(e: unknown): e is VrError {
-  return e instanceof VrError;
+/** An output cannot render because one of its sources failed: `source` and the source's own `error`. */
+export class SourceUnavailable extends VrError {
+  constructor(readonly source: string, readonly error: Error) {
+    super("SOURCE_UNAVAILABLE", error.message, {
+      hint: `the output renders once source "${source}" can be read`,
+      exit: error instanceof VrError ? error.exit : ExitCode.Failed,
+      cause: error,
+    });
+    this.name = "SourceUnavailable";
+  }
 }
 
-/** An output's failure that is its source's (render's SourceUnavailable): `source` and the source's own `error`. */
-function sourceFailure(e: Error): { source: string; error: Error } | null {
-  const f = e as Error & { source?: unknown; error?: unknown };
-  return typeof f.source === "string" && f.error instanceof Error ? { source: f.source, error: f.error } : null;
+export function isVrError(e: unknown): e is VrError {
+  return e instanceof VrError;
 }
 
 /**
@@ -101,8 +107,7 @@ export function describeError(e: unknown, how: { flat?: boolean; internal?: bool
   if (e === undefined && !how.internal) return "failed";
   const text = (m: string) => (how.flat ? m.replace(/\s*\n\s*/g, " ") : m);
   if (!(e instanceof Error)) return how.internal ? `internal error: ${String(e)}` : String(e);
-  const via = sourceFailure(e);
-  if (via) return `source "${via.source}": ${describeError(via.error, how)}`;
+  if (e instanceof SourceUnavailable) return `source "${e.source}": ${describeError(e.error, how)}`;
   if (isVrError(e)) return e.hint ? `${text(e.message)} (hint: ${e.hint})` : text(e.message);
   return how.internal ? `internal error: ${text(e.message)}` : text(e.message);
 }

@@ -1,6 +1,5 @@
 /** How a step records an output's failure in the state (`status` shows it). */
-import { SourceUnavailable } from "../render/index.js";
-import { VrError, describeError } from "../support/errors.js";
+import { SourceUnavailable, VrError, describeError } from "../support/errors.js";
 import type { RunContext } from "../run/context.js";
 
 /** The code of a failure: the source's own when it is a source's failure. */

@@ -1,7 +1,6 @@
 /** The end of a pass: its exit code, the summary (printed for a dry run, logged and recorded otherwise). */
-import { SourceUnavailable } from "../render/index.js";
+import { ExitCode, SourceUnavailable, VrError, describeError } from "../support/errors.js";
 import type { RunContext } from "../run/context.js";
-import { ExitCode, VrError, describeError } from "../support/errors.js";
 import { VaultRequestError } from "../vault/client.js";
 import { tokenMaxTtlWarning } from "../vault/token-horizon.js";
 import { errorCode } from "./record.js";
