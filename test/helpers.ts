@@ -150,10 +150,13 @@ export async function makeTree(opts: { layout?: Record<string, unknown>; policy?
   return tree;
 }
 
-/** The system clock, recording every wait it is asked for (assert on waits, never on elapsed time). */
-export function recordingClock(): Clock & { sleeps: number[] } {
+/**
+ * The system clock, recording every wait it is asked for (assert on waits, never on elapsed time).
+ * `waits` maps a requested wait to the one really taken (e.g. a 5 s kill grace taken as 50 ms).
+ */
+export function recordingClock(waits: (ms: number) => number = (ms) => ms): Clock & { sleeps: number[] } {
   const sleeps: number[] = [];
-  return { ...systemClock, sleeps, sleep: (ms, signal) => (sleeps.push(ms), systemClock.sleep(ms, signal)) };
+  return { ...systemClock, sleeps, sleep: (ms, signal) => (sleeps.push(ms), systemClock.sleep(waits(ms), signal)) };
 }
 
 export interface FileSnap {
