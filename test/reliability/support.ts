@@ -12,8 +12,14 @@ import type { Tree } from "../helpers.js";
 export const STRESS = process.env.STRESS === "1";
 /** CI size, or the stress size with STRESS=1. */
 export const size = (ci: number, stress: number): number => (STRESS ? stress : ci);
-/** A test timeout that grows with the stress size. */
-export const budget = (ciMs: number, stressMs: number): number => (STRESS ? stressMs : ciMs);
+/** A test timeout that grows with the stress size (and with VR_TEST_SCALE). */
+export const budget = (ciMs: number, stressMs: number): number => scaled(STRESS ? stressMs : ciMs);
+
+/**
+ * A time limit for this machine: `ms` on an idle 2-core machine, times VR_TEST_SCALE (e.g. 3 on a
+ * Raspberry Pi or a busy CI runner). Limits only: no test asserts on elapsed time.
+ */
+export const scaled = (ms: number): number => Math.round(ms * (Number(process.env.VR_TEST_SCALE ?? process.env.TEST_TIME_SCALE) || 1));
 
 export const TEMP_PREFIX = ".vault-render.tmp-";
 
