@@ -8,7 +8,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { baseLayout, makeTree } from "../helpers.js";
 import type { Tree } from "../helpers.js";
-import { budget, size, sleep, spawnCli, tempFiles } from "./support.js";
+import { budget, exists, scaled, size, spawnCli, tempFiles, waitFor } from "./support.js";
 
 const POLICY = `
 path "secret/data/*" { capabilities = ["read", "create", "update"] }
@@ -75,7 +75,7 @@ describe("concurrency", () => {
     t.double.setLatency(1500);
     const holder = spawnCli(t, ["sync"]);
     const lockFile = path.join(t.agentDir, "lock");
-    for (let w = 0; w < 500 && !(await stat(lockFile).then(() => true, () => false)); w++) await sleep(10);
+    await waitFor("the holder to take the lock", () => exists(lockFile));
     const results = await Promise.all(Array.from({ length: 8 }, () => spawnCli(t, ["sync", "--lock-timeout", "200ms"]).done));
     for (const r of results) {
       expect(r.code).toBe(4);
@@ -85,7 +85,7 @@ describe("concurrency", () => {
     expect((await holder.done).code).toBe(0);
     t.double.setLatency(0);
     await checkConsistent(t);
-  }, 60_000);
+  }, scaled(60_000));
 
   const kills = size(3, 20);
   it(`a lock whose holder was killed -9 is recovered by the next runs (${kills} times, 5 waiters each)`, async () => {
@@ -96,10 +96,7 @@ describe("concurrency", () => {
       for (let i = 0; i < 8; i++) t.double.kvPut("secret", `c${i}`, { v: `value-${i}-k${k}` });
       const holder = spawnCli(t, ["sync"]);
       const lockFile = path.join(t.agentDir, "lock");
-      for (let w = 0; w < 200; w++) {
-        if (await stat(lockFile).then(() => true, () => false)) break;
-        await sleep(10);
-      }
+      await waitFor("the holder to take the lock", () => exists(lockFile));
       const info = JSON.parse(await readFile(lockFile, "utf8")) as { pid: number };
       expect(info.pid).toBe(holder.child.pid);
       holder.child.kill("SIGKILL");

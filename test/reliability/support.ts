@@ -95,6 +95,21 @@ export const STACK_RE = /\n\s+at .+\(.+:\d+:\d+\)|\n\s+at [^\s]+:\d+:\d+/;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Wait for a condition (polled every 10 ms), not for a time: fails naming `what` once the scaled
+ * limit has passed without it.
+ */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, limitMs = 10_000): Promise<void> {
+  const deadline = Date.now() + scaled(limitMs);
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} after ${scaled(limitMs)} ms`);
+    await sleep(10);
+  }
+}
+
+/** Does a path exist (any type)? */
+export const exists = (p: string): Promise<boolean> => lstat(p).then(() => true, () => false);
+
 /** A deterministic PRNG (mulberry32) so failing trials can be replayed with the printed seed. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
