@@ -9,7 +9,8 @@ import { systemClock } from "./core/support/clock.js";
 import type { Clock } from "./core/support/clock.js";
 import { Redactor } from "./core/support/redact.js";
 import type * as LogModuleNs from "./core/support/log.js";
-import type { CommandContext } from "./commands/context.js";
+import type { CommandContext, TestHooks } from "./commands/context.js";
+import type { Env } from "./core/layout/load.js";
 import { defaultLayout } from "./commands/context.js";
 import { registerSync } from "./commands/sync.js";
 import { registerSchema } from "./commands/schema.js";
@@ -31,10 +32,41 @@ const { version } = require("../package.json") as { version: string };
 type LogModule = typeof LogModuleNs;
 const LOGLESS = new Set(["schema", "status"]);
 
-/** Test seam: VAULT_RENDER_TEST_NOW_OFFSET (seconds) moves this process's clock, as the double's advanceTime does. */
-function testClock(offset: string | undefined): Clock {
-  const sec = offset && /^-?\d+$/.test(offset) ? Number(offset) : 0;
-  return sec === 0 ? systemClock : { ...systemClock, now: () => Date.now() + sec * 1000 };
+/**
+ * What a run gets from the world it runs in. The bin passes the real process (processHost); tests
+ * pass captured streams and, only they, test hooks. Nothing below main reads `process.*` itself.
+ */
+export interface Host {
+  env: Env;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdoutIsTTY: boolean;
+  stderrIsTTY: boolean;
+  clock: Clock;
+  /** Test-only seams; the production bin never sets them (test/support/cli-with-hooks.js does). */
+  testHooks?: TestHooks;
+}
+
+/** The real process: its environment, streams (EPIPE made quiet) and clock. */
+export function processHost(): Host {
+  ignoreEpipe(process.stdout);
+  ignoreEpipe(process.stderr);
+  return {
+    env: process.env,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdoutIsTTY: process.stdout.isTTY === true,
+    stderrIsTTY: process.stderr.isTTY === true,
+    clock: systemClock,
+  };
+}
+
+/** The host's clock, moved by the test hook's offset (as the double's advanceTime moves Vault's). */
+function hostClock(host: Host): Clock {
+  const ms = host.testHooks?.nowOffsetMs ?? 0;
+  if (ms === 0) return host.clock;
+  const base = host.clock;
+  return { ...base, now: () => base.now() + ms };
 }
 
 function precomputedSchema(): string | null {
@@ -57,12 +89,13 @@ function ignoreEpipe(stream: NodeJS.WriteStream): void {
   });
 }
 
-export async function main(argv: string[]): Promise<number> {
-  ignoreEpipe(process.stdout);
-  ignoreEpipe(process.stderr);
+export type { TestHooks };
+
+export async function main(argv: string[], host: Host): Promise<number> {
+  const { env, stdout, stderr } = host;
   // `--version` needs nothing but the version (commander would print exactly this line).
   if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
-    process.stdout.write(`${version}\n`);
+    stdout.write(`${version}\n`);
     return ExitCode.Ok;
   }
   // `vault-render schema` prints the schema generated at build time (dist/vault-layout.schema.json,
@@ -70,7 +103,7 @@ export async function main(argv: string[]): Promise<number> {
   if (argv.length === 1 && argv[0] === "schema") {
     const text = precomputedSchema();
     if (text !== null) {
-      process.stdout.write(text);
+      stdout.write(text);
       return ExitCode.Ok;
     }
   }
@@ -78,17 +111,18 @@ export async function main(argv: string[]): Promise<number> {
   let logMod: LogModule | undefined;
   const redactor = new Redactor();
   const ctx: CommandContext = {
-    env: process.env,
-    stdout: process.stdout,
-    stderr: process.stderr,
-    isTTY: process.stderr.isTTY === true,
-    stdoutIsTTY: process.stdout.isTTY === true,
-    clock: testClock(process.env.VAULT_RENDER_TEST_NOW_OFFSET),
+    env,
+    stdout,
+    stderr,
+    isTTY: host.stderrIsTTY,
+    stdoutIsTTY: host.stdoutIsTTY,
+    clock: hostClock(host),
     redactor,
     logger: (level, format) => {
       if (!logMod) throw new Error("internal: the log module is not loaded for this command (see LOGLESS in src/cli.ts)");
-      return logMod.createLogger({ level, format, out: process.stderr, redactor });
+      return logMod.createLogger({ level, format, out: stderr, redactor });
     },
+    ...(host.testHooks ? { testHooks: host.testHooks } : {}),
     setExit: (c) => {
       exit = c;
     },
@@ -97,9 +131,9 @@ export async function main(argv: string[]): Promise<number> {
   // option parsing: it runs the same action without loading commander. Anything else goes through it.
   if (argv[0] === "status" && (argv.length === 1 || (argv.length === 2 && argv[1] === "--json"))) {
     try {
-      await printStatus(ctx, defaultLayout(process.env), argv.length === 2);
+      await printStatus(ctx, defaultLayout(env), argv.length === 2);
     } catch (e) {
-      return reportError(e, redactor, false);
+      return reportError(e, stderr, redactor, false);
     }
     return exit;
   }
@@ -107,14 +141,14 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command("vault-render")
     .description("Render HashiCorp Vault secrets into files for Docker containers (AppRole, KV, atomic 0644/0755 writes).")
     .version(version, "-V, --version")
-    .option("-l, --layout <file>", "layout file (env VAULT_RENDER_LAYOUT)", defaultLayout(process.env))
+    .option("-l, --layout <file>", "layout file (env VAULT_RENDER_LAYOUT)", defaultLayout(env))
     .option("-v, --verbose", "log a one-line summary per run and per change")
     .option("--debug", "debug logging and stack traces on errors")
     .addOption(new Option("--log-format <format>", "log line format").choices(["pretty", "json"]))
     .addHelpText("after", "\nExit codes: 0 ok, 1 some outputs failed (or check found problems), 2 usage or invalid layout,\n3 Vault unavailable or authentication failed (nothing changed), 4 another run held the lock,\n5 local environment failure: agent-only/ or public/ unusable, nothing changed.\nDocs: README.md and docs/ in the project.")
     .showSuggestionAfterError()
     .exitOverride()
-    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s) });
 
   program.hook("preAction", async (_program, action) => {
     if (LOGLESS.has(action.name())) return;
@@ -137,20 +171,20 @@ export async function main(argv: string[]): Promise<number> {
       // --help / --version exit through here with code 0; usage errors were already printed.
       return e.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
     }
-    return reportError(e, redactor, debug);
+    return reportError(e, stderr, redactor, debug);
   }
   return exit;
 }
 
 /** An error that ends the run: one clear line (every line of a layout's issues), redacted; its exit code. */
-function reportError(e: unknown, redactor: Redactor, debug: boolean): number {
+function reportError(e: unknown, stderr: NodeJS.WritableStream, redactor: Redactor, debug: boolean): number {
   const redact = (text: string): string => redactor.redact(text);
   const lines = oneLine(e).split("\n");
   if (isVrError(e) && e.code === "LAYOUT_INVALID") {
-    for (const l of e.message.split("\n")) process.stderr.write(redact(`vault-render: ${l}`) + "\n");
+    for (const l of e.message.split("\n")) stderr.write(redact(`vault-render: ${l}`) + "\n");
   } else {
-    for (const l of lines) process.stderr.write(redact(`vault-render: ${l}`) + "\n");
+    for (const l of lines) stderr.write(redact(`vault-render: ${l}`) + "\n");
   }
-  if (debug && e instanceof Error && e.stack) process.stderr.write(redact(e.stack) + "\n");
+  if (debug && e instanceof Error && e.stack) stderr.write(redact(e.stack) + "\n");
   return isVrError(e) ? e.exit : ExitCode.Failed;
 }

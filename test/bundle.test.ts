@@ -5,11 +5,11 @@
  * node-vault's load-time debug and tv4) are never touched: each throws on use, and a sync that
  * logs in, reads KV, issues a certificate and reads leased credentials succeeds.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { baseLayout, PKI_LEASE_RULES, ROOT, trackedTrees } from "./helpers.js";
+import { BIN, baseLayout, PKI_LEASE_RULES, ROOT, runCli, trackedTrees } from "./helpers.js";
 
 const tree = trackedTrees(afterEach);
 
@@ -48,10 +48,10 @@ describe("the bundle", () => {
       `import { writeFileSync } from "node:fs";\nprocess.on("exit", () => writeFileSync(process.env.VR_MODULES_FILE + "." + process.argv.at(-1), process.moduleLoadList.join("\\n")));\n`,
     );
     const env = { NODE_OPTIONS: `--import ${hook}`, VR_MODULES_FILE: path.join(t.dir, "modules") };
-    const sync = await t.run(["sync"], { env });
+    const sync = await t.run(["sync"], { env, mode: "child" });
     expect({ code: sync.code, stderr: sync.stderr }).toEqual({ code: 0, stderr: "" });
     expect(await readFile(path.join(t.publicDir, "app.env"), "utf8")).toContain("DB_PASSWORD='pw-1'");
-    const check = await t.run(["check"], { env });
+    const check = await t.run(["check"], { env, mode: "child" });
     expect({ code: check.code, out: check.stdout }).toEqual({ code: 0, out: expect.any(String) });
     for (const run of ["sync", "check"]) {
       const loaded = (await readFile(`${env.VR_MODULES_FILE}.${run}`, "utf8")).split("\n");
@@ -60,4 +60,26 @@ describe("the bundle", () => {
       expect(loaded.filter((m) => /undici|axios/i.test(m))).toEqual([]);
     }
   }, 60_000);
+});
+
+describe("test hooks stay out of the production path", () => {
+  it("no VAULT_RENDER_TEST_ string in the bundle (dist/cli.js and its chunks) nor in bin/vault-render.js", () => {
+    const files = [path.join(ROOT, "dist", "cli.js"), BIN, ...readdirSync(path.join(ROOT, "dist", "chunks")).map((f) => path.join(ROOT, "dist", "chunks", f))];
+    expect(files.length).toBeGreaterThan(2);
+    expect(files.filter((f) => readFileSync(f, "utf8").includes("VAULT_RENDER_TEST_"))).toEqual([]);
+  });
+
+  it("the production bin ignores VAULT_RENDER_TEST_NOW_OFFSET; the hooks entry honours it", async () => {
+    const t = await tree();
+    t.double.kvPut("secret", "app", { password: "pw-1" });
+    expect((await t.run(["sync"], { mode: "child" })).code).toBe(0);
+    const args = ["--layout", t.layoutFile, "check", "--offline", "--max-age", "1h", "--json"];
+    const at = { VAULT_RENDER_TEST_NOW_OFFSET: "7200" };
+    const maxAge = (stdout: string) => (JSON.parse(stdout) as { findings: Array<{ check: string; severity: string }> }).findings.find((f) => f.check === "max-age")?.severity;
+    const prod = await runCli(args, { cwd: t.dir, env: at, entry: "bin" });
+    expect({ code: prod.code, age: maxAge(prod.stdout) }).toEqual({ code: 0, age: "ok" });
+    // Not vacuous: two hours later, as the hooks entry sees it, the last sync is too old.
+    const hooked = await runCli(args, { cwd: t.dir, env: at, entry: "hooks" });
+    expect({ code: hooked.code, age: maxAge(hooked.stdout) }).toEqual({ code: 1, age: "error" });
+  });
 });

@@ -1,6 +1,8 @@
 /**
- * Integration-test helpers: a temp tree with a layout, a Vault double seeded for it, and a way to
- * run the BUILT CLI (dist/) as a child process, as cron would.
+ * Integration-test helpers: a temp tree with a layout, a Vault double seeded for it, and two ways
+ * to run the CLI against it: in-process (test/support/in-process.ts, the default: argv → options →
+ * core in this process) or the BUILT CLI (dist/) as a child process, as cron would (`mode: "child"`,
+ * for the CLI contract: exit status, signals, crashes, EPIPE, umask, lock contention, watch).
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
@@ -9,9 +11,23 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startVaultDouble } from "../src/double/vault-double.js";
 import type { VaultDouble } from "../src/double/vault-double.js";
+import type { Clock } from "../src/core/support/clock.js";
+import { systemClock } from "../src/core/support/clock.js";
+import { runInProcess } from "./support/in-process.js";
+import { scaled } from "./support/scale.js";
+import { wantsHooks } from "./support/test-hooks.js";
+
+export { scaled } from "./support/scale.js";
+export { runInProcess } from "./support/in-process.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+/** The production entry: it never reads a VAULT_RENDER_TEST_* variable. */
 export const BIN = path.join(ROOT, "bin", "vault-render.js");
+/** The built CLI with its test hooks read from VAULT_RENDER_TEST_* (test/support/test-hooks.js). */
+export const HOOKS_BIN = path.join(ROOT, "test", "support", "cli-with-hooks.js");
+
+/** In this process (the default) or as a child process of the built CLI. */
+export type RunMode = "in-process" | "child";
 
 export interface RunResult {
   code: number | null;
@@ -20,7 +36,12 @@ export interface RunResult {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string | undefined>; umask?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+/**
+ * Run the built CLI as a child process. `entry` defaults to the hooks entry when env sets a
+ * VAULT_RENDER_TEST_* variable, else the production bin; `timeoutMs` (default 25 s) is scaled.
+ */
+export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string | undefined>; umask?: string; timeoutMs?: number; entry?: "bin" | "hooks" } = {}): Promise<RunResult> {
+  const entry = (opts.entry ?? (wantsHooks(opts.env) ? "hooks" : "bin")) === "hooks" ? HOOKS_BIN : BIN;
   return new Promise((resolve, reject) => {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries({ ...process.env, NO_COLOR: "1", ...opts.env })) {
@@ -28,13 +49,13 @@ export function runCli(args: string[], opts: { cwd?: string; env?: Record<string
     }
     for (const [k, v] of Object.entries(opts.env ?? {})) if (v !== undefined) env[k] = v;
     const cmd = opts.umask ? "sh" : process.execPath;
-    const argv = opts.umask ? ["-c", `umask ${opts.umask} && exec "$0" "$@"`, process.execPath, BIN, ...args] : [BIN, ...args];
+    const argv = opts.umask ? ["-c", `umask ${opts.umask} && exec "$0" "$@"`, process.execPath, entry, ...args] : [entry, ...args];
     const child = spawn(cmd, argv, { cwd: opts.cwd, env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 25_000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), scaled(opts.timeoutMs ?? 25_000));
     child.on("error", reject);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
@@ -50,8 +71,12 @@ export interface Tree {
   agentDir: string;
   double: VaultDouble;
   roleId: string;
-  /** Run the CLI against this tree (VAULT_ADDR points at the double). */
-  run: (args: string[], opts?: { env?: Record<string, string | undefined>; umask?: string }) => Promise<RunResult>;
+  /**
+   * Run the CLI against this tree (VAULT_ADDR points at the double): in-process unless `mode` (or
+   * the tree's mode) is "child", or the run can only act on a new process (NODE_OPTIONS in env, a
+   * VAULT_RENDER_TEST_FAULT=kill: fault).
+   */
+  run: (args: string[], opts?: { env?: Record<string, string | undefined>; umask?: string; mode?: RunMode; clock?: Clock }) => Promise<RunResult>;
   writeLayout: (layout: Record<string, unknown>) => Promise<void>;
   cleanup: () => Promise<void>;
 }
@@ -82,7 +107,12 @@ export function baseLayout(extra: Record<string, unknown> = {}): Record<string, 
   };
 }
 
-export async function makeTree(opts: { layout?: Record<string, unknown>; policy?: string; tokenTtl?: number; tokenMaxTtl?: number; double?: VaultDouble } = {}): Promise<Tree> {
+/** Runs whose environment only a new process can honour. */
+function needsChild(env: Record<string, string | undefined> | undefined): boolean {
+  return env?.NODE_OPTIONS !== undefined || /^kill:/.test(env?.VAULT_RENDER_TEST_FAULT ?? "");
+}
+
+export async function makeTree(opts: { layout?: Record<string, unknown>; policy?: string; tokenTtl?: number; tokenMaxTtl?: number; double?: VaultDouble; mode?: RunMode } = {}): Promise<Tree> {
   const dir = await mkdtemp(path.join(tmpdir(), "vr-test-"));
   const double = opts.double ?? (await startVaultDouble());
   double.mountKv("secret", 2);
@@ -103,7 +133,13 @@ export async function makeTree(opts: { layout?: Record<string, unknown>; policy?
     agentDir,
     double,
     roleId,
-    run: (args, o = {}) => runCli(["--layout", layoutFile, ...args], { cwd: dir, env: { VAULT_ADDR: double.url, ...o.env }, umask: o.umask }),
+    run: (args, o = {}) => {
+      const env = { VAULT_ADDR: double.url, ...o.env };
+      const mode = o.mode ?? (needsChild(o.env) ? "child" : (opts.mode ?? "in-process"));
+      const argv = ["--layout", layoutFile, ...args];
+      if (mode === "child" && o.clock) throw new Error("a clock can only be given to an in-process run");
+      return mode === "child" ? runCli(argv, { cwd: dir, env, umask: o.umask }) : runInProcess(argv, { env, ...(o.umask ? { umask: o.umask } : {}), ...(o.clock ? { clock: o.clock } : {}) });
+    },
     writeLayout: (l) => writeFile(layoutFile, JSON.stringify(l, null, 2)),
     cleanup: async () => {
       if (!opts.double) await double.close();
@@ -112,6 +148,12 @@ export async function makeTree(opts: { layout?: Record<string, unknown>; policy?
   };
   await tree.writeLayout(opts.layout ?? baseLayout());
   return tree;
+}
+
+/** The system clock, recording every wait it is asked for (assert on waits, never on elapsed time). */
+export function recordingClock(): Clock & { sleeps: number[] } {
+  const sleeps: number[] = [];
+  return { ...systemClock, sleeps, sleep: (ms, signal) => (sleeps.push(ms), systemClock.sleep(ms, signal)) };
 }
 
 export interface FileSnap {

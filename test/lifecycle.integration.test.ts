@@ -10,7 +10,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Tree } from "./helpers.js";
-import { PKI_LEASE_RULES, baseLayout, makeTree, snapshot } from "./helpers.js";
+import { PKI_LEASE_RULES, baseLayout, makeTree, recordingClock, snapshot } from "./helpers.js";
 
 const exec = promisify(execFile);
 
@@ -261,19 +261,21 @@ describe("hooks", () => {
   it("a hook that runs past its timeout is stopped (SIGTERM, then SIGKILL)", async () => {
     const t = await tree();
     t.double.kvPut("secret", "app", { password: "p" });
-    await t.writeLayout(kvHookLayout({ command: ["sh", "-c", "trap '' TERM; sleep 30"], timeout: "300ms" }));
-    const started = Date.now();
-    const r = await t.run(["sync"]);
+    // A hook that would outlive the test's timeout: the run ends only because the hook was stopped.
+    await t.writeLayout(kvHookLayout({ command: ["sh", "-c", "trap '' TERM; sleep 300"], timeout: "300ms" }));
+    const clock = recordingClock();
+    const r = await t.run(["sync"], { clock });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/hook h timed out after 300ms and was stopped \(SIGKILL\)/);
-    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(clock.sleeps).toContain(300);
   });
 
   it("a hook interrupted by the death of vault-render runs on the next sync; --no-hooks leaves it pending; --run-hooks forces it", async () => {
     const t = await tree();
     t.double.kvPut("secret", "app", { password: "p" });
     await t.writeLayout(kvHookLayout({ command: `if [ ! -f once ]; then touch once; kill -9 $PPID; sleep 5; fi; echo ran >> ${HOOK_LOG}`, shell: true }));
-    const r = await t.run(["sync"]);
+    // The hook kills its parent: a child process.
+    const r = await t.run(["sync"], { mode: "child" });
     expect(r.signal).toBe("SIGKILL");
     expect(await hookLines(t)).toEqual([]);
     const r2 = await t.run(["sync", "--no-hooks"]);

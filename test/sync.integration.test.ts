@@ -7,7 +7,7 @@ import { chmod, lstat, mkdir, readFile, readdir, stat, symlink, writeFile } from
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Tree } from "./helpers.js";
-import { baseLayout, snapshot, trackedTrees } from "./helpers.js";
+import { baseLayout, recordingClock, snapshot, trackedTrees } from "./helpers.js";
 
 const CANARY = "CANARY-s3cr3t-7f9d2c-DO-NOT-LOG";
 
@@ -396,7 +396,8 @@ describe("sync", () => {
     const t = await tree();
     await seedFull(t);
     t.double.setLatency(30);
-    const runs = await Promise.all([1, 2, 3, 4].map(() => t.run(["sync"])));
+    // Four processes: lock contention between processes is the CLI contract.
+    const runs = await Promise.all([1, 2, 3, 4].map(() => t.run(["sync"], { mode: "child" })));
     expect(runs.map((r) => r.code)).toEqual([0, 0, 0, 0]);
     expect(runs.map((r) => r.stderr).join("")).toBe("");
     await expect(stat(path.join(t.agentDir, "lock"))).rejects.toThrow(/ENOENT/);
@@ -411,10 +412,11 @@ describe("sync", () => {
     t.double.kvPut("secret", "app", { password: "p" });
     t.double.addFault({ path: "secret/data/app", times: 1, status: 502, html: true });
     t.double.addFault({ path: "secret/data/app", times: 1, status: 429, headers: { "Retry-After": "1" } });
-    const started = Date.now();
-    const r = await t.run(["sync"]);
+    const clock = recordingClock();
+    const r = await t.run(["sync"], { clock });
     expect(r).toMatchObject({ code: 0, stderr: "" });
-    expect(Date.now() - started).toBeGreaterThan(900);
+    // The retry after the 429 waited its Retry-After (1 s).
+    expect(clock.sleeps).toContain(1000);
     expect(t.double.countRequests({ path: "secret/data/app" })).toBe(3);
     t.double.addFault({ path: "secret/data/app", status: 502, html: true });
     const r2 = await t.run(["sync"]);

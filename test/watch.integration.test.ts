@@ -7,7 +7,8 @@ import { chmod, readFile, readdir, rm, stat, writeFile } from "node:fs/promises"
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Tree } from "./helpers.js";
-import { BIN, baseLayout, makeTree } from "./helpers.js";
+import { BIN, HOOKS_BIN, baseLayout, makeTree } from "./helpers.js";
+import { wantsHooks } from "./support/test-hooks.js";
 import { systemClock } from "../src/core/support/clock.js";
 import { Lock, processAlive } from "../src/core/fs/lock.js";
 
@@ -33,7 +34,9 @@ function startWatch(t: Tree, args: string[] = [], extraEnv: Record<string, strin
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("VAULT_")) env[k] = v;
   env.VAULT_ADDR = t.double.url;
   Object.assign(env, extraEnv);
-  const child = spawn(process.execPath, [BIN, "--layout", t.layoutFile, "watch", "--heal-interval", "500ms", "--debounce", "100ms", "--max-backoff", "2s", ...args], { cwd: t.dir, env, stdio: ["ignore", "pipe", "pipe"] });
+  // The production bin unless the test sets a test hook (VAULT_RENDER_TEST_FIRST_BACKOFF).
+  const entry = wantsHooks(extraEnv) ? HOOKS_BIN : BIN;
+  const child = spawn(process.execPath, [entry, "--layout", t.layoutFile, "watch", "--heal-interval", "500ms", "--debounce", "100ms", "--max-backoff", "2s", ...args], { cwd: t.dir, env, stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   const lines: Array<Record<string, unknown>> = [];
   child.stderr?.on("data", (d: Buffer) => {

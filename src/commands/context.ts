@@ -29,6 +29,21 @@ export interface CommandContext {
   logger: (level: LogLevel, format: LogFormat) => Logger;
   /** The command's exit code (the entry point applies it). */
   setExit: (code: number) => void;
+  /** Test-only seams (see TestHooks); never set by the production bin. */
+  testHooks?: TestHooks;
+}
+
+/**
+ * Seams only tests set (test/support/cli-with-hooks.js for a child process, runInProcess in
+ * test/support for the in-process level); the production bin never does, so none is reachable there.
+ */
+export interface TestHooks {
+  /** Added to the clock's now(), as the double's advanceTime moves Vault's. */
+  nowOffsetMs?: number;
+  /** A fault at the writer's boundary (fail or kill before a write or rename). */
+  writeFault?: WriteFault;
+  /** Watch's first retry delay (normally 1 s), so a test can reach a long backoff at once. */
+  firstBackoffMs?: number;
 }
 
 export function defaultLayout(env: Env): string {
@@ -54,7 +69,7 @@ export function commonSyncOptions(ctx: CommandContext, g: GlobalOptions) {
     print: (line: string) => {
       ctx.stdout.write(ctx.redactor.redact(line) + "\n");
     },
-    writeFault: testWriteFault(ctx.env.VAULT_RENDER_TEST_FAULT),
+    ...(ctx.testHooks?.writeFault ? { writeFault: ctx.testHooks.writeFault } : {}),
   };
 }
 
@@ -75,23 +90,4 @@ export function parseDurationFlag(flag: string, text: string, opts: { positive?:
 
 export function parseLockTimeout(text: string): number {
   return parseDurationFlag("--lock-timeout", text);
-}
-
-/**
- * A fault-injection seam for the reliability tests, at the writer's boundary:
- * VAULT_RENDER_TEST_FAULT="kill:<path part>" SIGKILLs this process just before writing a file
- * whose path contains <path part>; "enospc:<path part>" fails that write with ENOSPC;
- * "rename:<path part>" fails the rename of that file over its target with EIO.
- */
-function testWriteFault(spec: string | undefined): WriteFault | undefined {
-  const m = spec ? /^(kill|enospc|rename):(.+)$/.exec(spec) : null;
-  if (!m) return undefined;
-  const [, kind, part] = m as unknown as [string, string, string];
-  return (file, _offset, op) => {
-    if (!file.includes(part)) return;
-    if ((kind === "rename") !== (op === "rename")) return;
-    if (kind === "rename") throw Object.assign(new Error("injected fault: rename failed"), { code: "EIO" });
-    if (kind === "kill") process.kill(process.pid, "SIGKILL");
-    throw Object.assign(new Error("injected fault: no space left on device"), { code: "ENOSPC" });
-  };
 }

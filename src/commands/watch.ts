@@ -24,7 +24,7 @@ export function registerWatch(program: Command, ctx: CommandContext): void {
         debounceMs: parseDurationFlag("--debounce", opts.debounce),
       };
       // Test seam: the first retry delay (normally 1 s), so a test can reach a long backoff at once.
-      const firstBackoff = ctx.env.VAULT_RENDER_TEST_FIRST_BACKOFF;
+      const firstBackoffMs = ctx.testHooks?.firstBackoffMs;
       const [{ Watcher }, chokidar] = await Promise.all([import("../core/watch/watch.js"), import("chokidar")]);
       const watchFiles: WatchFactory = (paths, onEvent) => {
         const w = chokidar.watch(paths, { ignoreInitial: true, atomic: true, persistent: true });
@@ -36,7 +36,7 @@ export function registerWatch(program: Command, ctx: CommandContext): void {
         log: ctx.logger(levelFor(g, "info"), formatFor(g, ctx, "json")),
         noHooks: !opts.hooks,
         ...durations,
-        ...(firstBackoff ? { firstBackoffMs: parseDurationFlag("VAULT_RENDER_TEST_FIRST_BACKOFF", firstBackoff, { positive: true }) } : {}),
+        ...(firstBackoffMs ? { firstBackoffMs } : {}),
         watchFiles,
       });
       const stop = () => watcher.stop();
