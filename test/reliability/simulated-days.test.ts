@@ -35,7 +35,8 @@ describe("2 simulated days of cron", () => {
       for (let i = 0; i < SMOKE_RUNS; i++) {
         if (i === 4) t.double.kvPut("secret", "app", { api_key: "smoke-2" });
         const before = t.double.requests.length;
-        const r = await t.run(["sync"], { env: { VAULT_RENDER_TEST_NOW_OFFSET: String(i * CRON_MIN * 60) } });
+        // The built CLI through the test entry (test/support/cli-with-hooks.js), which reads the offset.
+        const r = await t.run(["sync"], { mode: "child", env: { VAULT_RENDER_TEST_NOW_OFFSET: String(i * CRON_MIN * 60) } });
         expect(r, `run ${i}`).toMatchObject({ code: 0, stderr: "" });
         const seen = t.double.requests.slice(before);
         expect(seen.filter((q) => q.status >= 400), `run ${i}`).toEqual([]);

@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { lstat, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { BIN } from "../helpers.js";
+import { BIN, scaled } from "../helpers.js";
 import type { Tree } from "../helpers.js";
 
 export const STRESS = process.env.STRESS === "1";
@@ -15,11 +15,8 @@ export const size = (ci: number, stress: number): number => (STRESS ? stress : c
 /** A test timeout that grows with the stress size (and with VR_TEST_SCALE). */
 export const budget = (ciMs: number, stressMs: number): number => scaled(STRESS ? stressMs : ciMs);
 
-/**
- * A time limit for this machine: `ms` on an idle 2-core machine, times VR_TEST_SCALE (e.g. 3 on a
- * Raspberry Pi or a busy CI runner). Limits only: no test asserts on elapsed time.
- */
-export const scaled = (ms: number): number => Math.round(ms * (Number(process.env.VR_TEST_SCALE ?? process.env.TEST_TIME_SCALE) || 1));
+/** Every time limit: `ms` times VR_TEST_SCALE (test/support/scale.ts). */
+export { scaled };
 
 export const TEMP_PREFIX = ".vault-render.tmp-";
 
