@@ -11,7 +11,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { baseLayout, makeTree } from "../helpers.js";
 import type { Tree } from "../helpers.js";
-import { STACK_RE, listFiles, tempFiles } from "./support.js";
+import { STACK_RE, exists, listFiles, tempFiles, waitFor } from "./support.js";
 
 const POLICY = `
 path "secret/data/*" { capabilities = ["read"] }
@@ -83,6 +83,8 @@ burst();`;
       const racer = spawn(process.execPath, [path.join(t.dir, "racer.cjs"), t.publicDir, outside, countFile], { stdio: ["ignore", "ignore", "inherit"] });
       racers.push(racer);
       const exited = new Promise((r) => racer.on("close", r));
+      // The syncs start once the racer is swapping (its first burst written), not after a fixed wait.
+      await waitFor("the racer's first burst of swaps", () => exists(countFile));
       const stats = { ok: 0, failedCleanly: 0, refusedSymlink: 0, written: 0 };
       try {
         for (let i = 1; i <= trials; i++) {
