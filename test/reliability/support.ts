@@ -8,6 +8,8 @@ import { lstat, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { BIN, scaled } from "../helpers.js";
 import type { Tree } from "../helpers.js";
+import type { Clock } from "../../src/core/support/clock.js";
+import { systemClock } from "../../src/core/support/clock.js";
 
 export const STRESS = process.env.STRESS === "1";
 /** CI size, or the stress size with STRESS=1. */
@@ -106,6 +108,25 @@ export async function waitFor(what: string, cond: () => boolean | Promise<boolea
 
 /** Does a path exist (any type)? */
 export const exists = (p: string): Promise<boolean> => lstat(p).then(() => true, () => false);
+
+/**
+ * The run's clock: real time, but the waits between retries are recorded and not slept (the
+ * backoff and Retry-After are checked as the waits the client asked for, not by a stopwatch).
+ * A wait with a signal (the lock's heartbeat, ended when the lock is released) is real.
+ */
+export function recordingClock(): Clock & { waits: number[] } {
+  const waits: number[] = [];
+  return {
+    waits,
+    now: () => systemClock.now(),
+    random: () => systemClock.random(),
+    sleep: (ms, signal) => {
+      if (signal) return systemClock.sleep(ms, signal);
+      waits.push(ms);
+      return Promise.resolve();
+    },
+  };
+}
 
 /** A deterministic PRNG (mulberry32) so failing trials can be replayed with the printed seed. */
 export function rng(seed: number): () => number {

@@ -9,12 +9,10 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { Clock } from "../../src/core/support/clock.js";
-import { systemClock } from "../../src/core/support/clock.js";
 import type { Fault } from "../../src/double/vault-double.js";
 import { baseLayout, makeTree, snapshot } from "../helpers.js";
 import type { Tree } from "../helpers.js";
-import { STACK_RE, scaled } from "./support.js";
+import { STACK_RE, recordingClock, scaled } from "./support.js";
 
 let t: Tree;
 let gen = 0;
@@ -43,25 +41,6 @@ beforeEach(() => {
   t.double.kvPut("secret", "app", { password: `p${++gen}` });
   t.double.clearRequests();
 });
-
-/**
- * The run's clock: real time, but the waits between retries are recorded and not slept (the
- * backoff and Retry-After are checked as the waits the client asked for, not by a stopwatch).
- * A wait with a signal (the lock's heartbeat, ended when the lock is released) is real.
- */
-function recordingClock(): Clock & { waits: number[] } {
-  const waits: number[] = [];
-  return {
-    waits,
-    now: () => systemClock.now(),
-    random: () => systemClock.random(),
-    sleep: (ms, signal) => {
-      if (signal) return systemClock.sleep(ms, signal);
-      waits.push(ms);
-      return Promise.resolve();
-    },
-  };
-}
 
 interface Case {
   name: string;
