@@ -1,7 +1,7 @@
 /**
  * Torn reads (docs/reliability.md §2): a separate reader process reads every managed file in a
  * tight loop while files are rotated (in-process through the writer module the CLI uses, and a
- * few times through the real CLI). It must never see an empty, partial or mixed file.
+ * few times through the CLI, in-process). It must never see an empty, partial or mixed file.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -38,7 +38,7 @@ describe("torn reads", () => {
     expect(report.bad).toBeGreaterThan(0);
   }, scaled(60_000));
 
-  it(`the real CLI: ${size(10, 50)} syncs rotating 10 files under a reader`, async () => {
+  it(`the CLI (in-process): ${size(10, 50)} syncs rotating 10 files under a reader`, async () => {
     const n = size(10, 50);
     const outputs = Array.from({ length: FILES }, (_, i) => ({ file: `t/f${i}`, format: "raw", value: `s.k${i}` }));
     await t.writeLayout(baseLayout({ sources: { s: { type: "kv", mount: "secret", path: "torn", kvVersion: 2 } }, outputs }));

@@ -2,7 +2,8 @@
  * The tree as others may have touched it (docs/reliability.md §7): symlinked and hard-linked
  * paths, hand edits, a tampered state, chmod'ed directories, agent-only/ reached through a link
  * into public/, a directory swapped for a symlink while sync runs, a rename failing in the middle
- * of a certificate set commit. Real files, the real CLI, and a real racing process.
+ * of a certificate set commit. Real files, the CLI (in-process: argv → main), and a real racing
+ * process.
  */
 import { execFileSync } from "node:child_process";
 import { X509Certificate, createHmac, createPrivateKey } from "node:crypto";

@@ -3,7 +3,7 @@
  * a connection dropped *after* Vault performed the request must not lead to a second login (a
  * burned secret_id use), a second certificate, second credentials or a second secret_id; a
  * standby's 307/308 is "Vault unavailable" (exit 3, nothing changed) for every request kind.
- * The built CLI against the double, which counts what it did.
+ * The CLI (in-process: argv → main) against the double, which counts what it did.
  */
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
