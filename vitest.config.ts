@@ -17,6 +17,9 @@ export default defineConfig({
     exclude: slow ? ["**/node_modules/**"] : ["**/node_modules/**", ...SLOW],
     testTimeout: scaled(30_000),
     hookTimeout: scaled(30_000),
+    // Forks, not threads: in-process runs (test/support/in-process.ts) set process.umask() and
+    // process.chdir(), which worker threads do not allow; each file gets a fresh module graph
+    // (isolate), so nothing a file's runs cache reaches another file.
     pool: "forks",
     restoreMocks: true,
   },

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { BIN, baseLayout, PKI_LEASE_RULES, ROOT, runCli, trackedTrees } from "./helpers.js";
+import { BIN, baseLayout, PKI_LEASE_RULES, ROOT, runCli, scaled, trackedTrees } from "./helpers.js";
 
 const tree = trackedTrees(afterEach);
 
@@ -59,7 +59,7 @@ describe("the bundle", () => {
       expect(loaded).toContain("NativeModule _http_client");
       expect(loaded.filter((m) => /undici|axios/i.test(m))).toEqual([]);
     }
-  }, 60_000);
+  }, scaled(60_000));
 });
 
 describe("test hooks stay out of the production path", () => {

@@ -9,6 +9,7 @@ import { mkdtemp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 import { startVaultDouble } from "../src/double/vault-double.js";
 import type { VaultDouble } from "../src/double/vault-double.js";
 import type { Clock } from "../src/core/support/clock.js";
@@ -107,6 +108,15 @@ export function baseLayout(extra: Record<string, unknown> = {}): Record<string, 
   };
 }
 
+/**
+ * The default mode of a tree: in-process, except in test/reliability/, whose files were written
+ * against the built CLI and keep it until they say otherwise (`makeTree({ mode: "in-process" })`).
+ */
+function defaultMode(): RunMode {
+  const file = expect.getState().testPath ?? "";
+  return /[\\/]test[\\/]reliability[\\/]/.test(file) ? "child" : "in-process";
+}
+
 /** Runs whose environment only a new process can honour. */
 function needsChild(env: Record<string, string | undefined> | undefined): boolean {
   return env?.NODE_OPTIONS !== undefined || /^kill:/.test(env?.VAULT_RENDER_TEST_FAULT ?? "");
@@ -126,6 +136,7 @@ export async function makeTree(opts: { layout?: Record<string, unknown>; policy?
   await writeFile(path.join(agentDir, "approle", "role_id"), roleId + "\n", { mode: 0o600 });
   await writeFile(path.join(agentDir, "approle", "secret_id"), sid.secretId + "\n", { mode: 0o600 });
   const layoutFile = path.join(dir, "vault-layout.json");
+  const treeMode = opts.mode ?? defaultMode();
   const tree: Tree = {
     dir,
     layoutFile,
@@ -135,7 +146,7 @@ export async function makeTree(opts: { layout?: Record<string, unknown>; policy?
     roleId,
     run: (args, o = {}) => {
       const env = { VAULT_ADDR: double.url, ...o.env };
-      const mode = o.mode ?? (needsChild(o.env) ? "child" : (opts.mode ?? "in-process"));
+      const mode = o.mode ?? (needsChild(o.env) ? "child" : treeMode);
       const argv = ["--layout", layoutFile, ...args];
       if (mode === "child" && o.clock) throw new Error("a clock can only be given to an in-process run");
       return mode === "child" ? runCli(argv, { cwd: dir, env, umask: o.umask }) : runInProcess(argv, { env, ...(o.umask ? { umask: o.umask } : {}), ...(o.clock ? { clock: o.clock } : {}) });
@@ -150,10 +161,13 @@ export async function makeTree(opts: { layout?: Record<string, unknown>; policy?
   return tree;
 }
 
-/** The system clock, recording every wait it is asked for (assert on waits, never on elapsed time). */
-export function recordingClock(): Clock & { sleeps: number[] } {
+/**
+ * The system clock, recording every wait it is asked for (assert on waits, never on elapsed time).
+ * `waits` maps a requested wait to the one really taken (e.g. a 5 s kill grace taken as 50 ms).
+ */
+export function recordingClock(waits: (ms: number) => number = (ms) => ms): Clock & { sleeps: number[] } {
   const sleeps: number[] = [];
-  return { ...systemClock, sleeps, sleep: (ms, signal) => (sleeps.push(ms), systemClock.sleep(ms, signal)) };
+  return { ...systemClock, sleeps, sleep: (ms, signal) => (sleeps.push(ms), systemClock.sleep(waits(ms), signal)) };
 }
 
 export interface FileSnap {

@@ -11,6 +11,7 @@ import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Tree } from "./helpers.js";
 import { PKI_LEASE_RULES, baseLayout, makeTree, recordingClock, snapshot } from "./helpers.js";
+import { KILL_GRACE_MS } from "../src/core/sync/hooks.js";
 
 const exec = promisify(execFile);
 
@@ -263,11 +264,12 @@ describe("hooks", () => {
     t.double.kvPut("secret", "app", { password: "p" });
     // A hook that would outlive the test's timeout: the run ends only because the hook was stopped.
     await t.writeLayout(kvHookLayout({ command: ["sh", "-c", "trap '' TERM; sleep 300"], timeout: "300ms" }));
-    const clock = recordingClock();
+    // The kill grace (5 s) taken as 50 ms: the same steps, without waiting for them.
+    const clock = recordingClock((ms) => (ms === KILL_GRACE_MS ? 50 : ms));
     const r = await t.run(["sync"], { clock });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/hook h timed out after 300ms and was stopped \(SIGKILL\)/);
-    expect(clock.sleeps).toContain(300);
+    expect(clock.sleeps).toEqual(expect.arrayContaining([300, KILL_GRACE_MS]));
   });
 
   it("a hook interrupted by the death of vault-render runs on the next sync; --no-hooks leaves it pending; --run-hooks forces it", async () => {
