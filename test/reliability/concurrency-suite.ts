@@ -23,7 +23,7 @@ afterEach(async () => {
 });
 
 async function setup(): Promise<Tree> {
-  const t = await makeTree({ policy: POLICY });
+  const t = await makeTree({ policy: POLICY, mode: "in-process" });
   trees.push(t);
   for (let i = 0; i < 8; i++) t.double.kvPut("secret", `c${i}`, { v: `value-${i}-0` });
   t.double.kvPut("secret", "gen", { password: "initial-password" });

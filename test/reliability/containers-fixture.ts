@@ -64,7 +64,7 @@ export function killContainer(r: Run): void {
 }
 
 export async function setup(hook?: Record<string, unknown>): Promise<Tree> {
-  const t = await makeTree();
+  const t = await makeTree({ mode: "in-process" });
   trees.push(t);
   t.double.kvPut("secret", "app", { password: "v0" });
   await t.writeLayout(baseLayout({ ...(hook ? { hooks: { h: hook } } : {}), outputs: [{ file: "app.env", format: "env", keys: { DB_PASSWORD: "app.password" }, ...(hook ? { hooks: ["h"] } : {}) }] }));

@@ -19,7 +19,7 @@ afterEach(async () => {
   trees = [];
 });
 async function tree(): Promise<Tree> {
-  const t = await makeTree();
+  const t = await makeTree({ mode: "in-process" });
   trees.push(t);
   return t;
 }

@@ -9,7 +9,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTree, baseLayout } from "../helpers.js";
 import type { RunResult, Tree } from "../helpers.js";
-import { allText, recordingClock, scaled, spawnCli, STACK_RE } from "./support.js";
+import { allText, retryWaitsClock, scaled, spawnCli, STACK_RE } from "./support.js";
 
 const SECRET = "CANARY-secret-value-9f8e7d";
 const ROLE_ID = "CANARY-role-id-4b3a2918";
@@ -25,7 +25,7 @@ let wrappingToken = "";
 let secretIds: string[] = [];
 const runs: Array<[string, RunResult]> = [];
 beforeAll(async () => {
-  t = await makeTree({ policy: POLICY });
+  t = await makeTree({ policy: POLICY, mode: "in-process" });
   // A canary role_id (a second role whose role_id we choose), a wrapped secret_id for it.
   t.double.addAppRole({ roleName: "canary", roleId: ROLE_ID, policies: ["app"], tokenTtl: 3600, tokenMaxTtl: 86400 });
   await writeFile(path.join(t.agentDir, "approle/role_id"), ROLE_ID + "\n");
@@ -50,7 +50,7 @@ beforeAll(async () => {
   // process writes to its own stdout and stderr meanwhile (a library's console output, which a
   // child's pipes would have caught), checked for canaries as well. Retry waits are recorded, not slept.
   const go = async (name: string, args: string[], env: Record<string, string> = {}) => {
-    for (const fmt of ["pretty", "json"]) runs.push([`${name} (${fmt})`, await t.run(["--debug", "--log-format", fmt, ...args], { env, clock: recordingClock() })]);
+    for (const fmt of ["pretty", "json"]) runs.push([`${name} (${fmt})`, await t.run(["--debug", "--log-format", fmt, ...args], { env, clock: retryWaitsClock() })]);
   };
   const stray = { text: "" };
   const writes = [process.stdout, process.stderr].map((stream) => {

@@ -114,7 +114,7 @@ export const exists = (p: string): Promise<boolean> => lstat(p).then(() => true,
  * backoff and Retry-After are checked as the waits the client asked for, not by a stopwatch).
  * A wait with a signal (the lock's heartbeat, ended when the lock is released) is real.
  */
-export function recordingClock(): Clock & { waits: number[] } {
+export function retryWaitsClock(): Clock & { waits: number[] } {
   const waits: number[] = [];
   return {
     waits,

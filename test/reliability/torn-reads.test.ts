@@ -15,7 +15,7 @@ import { FILES, describeRotations, sizeOf } from "./torn-rotations.js";
 
 let t: Tree;
 beforeAll(async () => {
-  t = await makeTree();
+  t = await makeTree({ mode: "in-process" });
 });
 afterAll(async () => {
   await t?.cleanup();

@@ -69,7 +69,7 @@ burst();`;
   it(
     "no file ever appears outside public/; the outputs affected fail cleanly; the run after the race converges",
     async () => {
-      const t = await makeTree({ policy: POLICY });
+      const t = await makeTree({ policy: POLICY, mode: "in-process" });
       trees.push(t);
       const N = 20;
       const outputs = Array.from({ length: N }, (_, i) => ({ file: `sub/f${i}.txt`, format: "raw", value: "app.v" }));

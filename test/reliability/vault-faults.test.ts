@@ -12,7 +12,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Fault } from "../../src/double/vault-double.js";
 import { baseLayout, makeTree, snapshot } from "../helpers.js";
 import type { Tree } from "../helpers.js";
-import { STACK_RE, recordingClock, scaled } from "./support.js";
+import { STACK_RE, retryWaitsClock, scaled } from "./support.js";
 
 let t: Tree;
 let gen = 0;
@@ -25,7 +25,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => capture.server?.listen(0, "127.0.0.1", r));
   capture.url = `http://127.0.0.1:${(capture.server.address() as AddressInfo).port}`;
-  t = await makeTree();
+  t = await makeTree({ mode: "in-process" });
   t.double.kvPut("secret", "app", { password: "p0" });
   await t.writeLayout(baseLayout({ vault: { retries: 2, timeout: "400ms" }, sources: { app: { type: "kv", mount: "secret", path: "app", kvVersion: 2 } } }));
   expect((await t.run(["sync"])).code).toBe(0);
@@ -79,7 +79,7 @@ describe("Vault faults", () => {
     if (c.fault) t.double.addFault({ path: vaultPath, ...c.fault, ...(c.fault.redirectTo ? { redirectTo: capture.url } : {}) });
     c.state?.();
     const before = await snapshot(t.publicDir);
-    const clock = recordingClock();
+    const clock = retryWaitsClock();
     const r = await t.run(["sync"], { clock });
     expect(r.code).toBe(c.exit);
     const lines = r.stderr.trim().split("\n");
@@ -96,7 +96,7 @@ describe("Vault faults", () => {
     // -v shows each retry with its wait (backoff), on one line each.
     if (c.attempts > 1 && c.name === "500") {
       t.double.clearRequests();
-      const v = await t.run(["sync", "-v"], { clock: recordingClock() });
+      const v = await t.run(["sync", "-v"], { clock: retryWaitsClock() });
       const retries = v.stderr.split("\n").filter((l) => /retry \d in \d+ ms/.test(l));
       expect(retries.map((l) => Number(/in (\d+) ms/.exec(l)?.[1]))).toEqual([expect.any(Number), expect.any(Number)]);
       const [w1, w2] = retries.map((l) => Number(/in (\d+) ms/.exec(l)?.[1])) as [number, number];
@@ -114,7 +114,7 @@ describe("Vault faults", () => {
       t.double.clearRequests();
       t.double.kvPut("secret", "app", { password: `p${++gen}` });
       t.double.addFault({ path: "secret/data/app", times: 1, ...f });
-      const r = await t.run(["sync"], { clock: recordingClock() });
+      const r = await t.run(["sync"], { clock: retryWaitsClock() });
       expect({ f, code: r.code, stderr: r.stderr }).toEqual({ f, code: 0, stderr: "" });
       expect(t.double.countRequests({ path: "secret/data/app" })).toBe(2);
       expect(await readFile(path.join(t.publicDir, "app.env"), "utf8")).toBe(`DB_PASSWORD='p${gen}'\n`);
