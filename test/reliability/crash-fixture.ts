@@ -13,16 +13,16 @@ import { baseLayout, makeTree } from "../helpers.js";
 import type { Tree } from "../helpers.js";
 import { listFiles, rng, sleep, spawnCli, tempFiles } from "./support.js";
 
-export const POLICY = `
+const POLICY = `
 path "secret/data/*" { capabilities = ["read"] }
 path "sys/internal/ui/mounts/*" { capabilities = ["read"] }
 path "pki_int/issue/web" { capabilities = ["update"] }
 `;
-export const SOURCES = 10;
+const SOURCES = 10;
 export const OUTPUTS = 40;
 const FORMATS = ["raw", "env", "json", "template"] as const;
 
-export function value(gen: number, s: number, k: number): string {
+function value(gen: number, s: number, k: number): string {
   // Long enough that a partial file could not equal a complete one by accident.
   return `gen${gen}-s${s}-k${k}-` + "x".repeat(200 + ((gen * 7 + s * 3 + k) % 50));
 }

@@ -11,7 +11,7 @@ import type { Tree } from "../helpers.js";
 import type { Clock } from "../../src/core/support/clock.js";
 import { systemClock } from "../../src/core/support/clock.js";
 
-export const STRESS = process.env.STRESS === "1";
+const STRESS = process.env.STRESS === "1";
 /** CI size, or the stress size with STRESS=1. */
 export const size = (ci: number, stress: number): number => (STRESS ? stress : ci);
 /** A test timeout that grows with the stress size (and with VR_TEST_SCALE). */
@@ -20,7 +20,7 @@ export const budget = (ciMs: number, stressMs: number): number => scaled(STRESS 
 /** Every time limit: `ms` times VR_TEST_SCALE (test/support/scale.ts). */
 export { scaled };
 
-export const TEMP_PREFIX = ".vault-render.tmp-";
+const TEMP_PREFIX = ".vault-render.tmp-";
 
 export function childEnv(extra: Record<string, string | undefined>): Record<string, string> {
   const env: Record<string, string> = {};
