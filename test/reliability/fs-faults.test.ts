@@ -61,7 +61,7 @@ const canChattr = (() => {
 console.log(`fs-faults: tmpfs mounts ${canMount ? "available" : "NOT available (injected faults only)"}, chattr ${canChattr ? "available" : "NOT available"}`);
 
 async function tree(): Promise<Tree> {
-  const t = await makeTree();
+  const t = await makeTree({ mode: "in-process" });
   trees.push(t);
   t.double.kvPut("secret", "app", { password: "old-password", big: "b".repeat(10), small: "s1" });
   await t.writeLayout(

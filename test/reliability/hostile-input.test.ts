@@ -1,7 +1,7 @@
 /**
  * Hostile input (docs/reliability.md §6). The layout fuzz runs 1,000+ mutated and random
  * documents in-process through the function the CLI uses (resolveLayoutText), and a sample
- * through the real CLI; then path tricks, the dotenv corpus in every format, a 10 MB secret,
+ * through the CLI (in-process: argv → main, as the bin runs it); then path tricks, the dotenv corpus in every format, a 10 MB secret,
  * binary values, bad key names and duplicate outputs, end to end.
  */
 import { lstat, mkdir, readFile, readdir, stat, symlink, writeFile } from "node:fs/promises";
@@ -19,7 +19,7 @@ afterEach(async () => {
   trees = [];
 });
 async function tree(): Promise<Tree> {
-  const t = await makeTree();
+  const t = await makeTree({ mode: "in-process" });
   trees.push(t);
   return t;
 }
@@ -161,7 +161,7 @@ describe("layout fuzz", () => {
     expect(invalid).toBeGreaterThanOrEqual(1000);
   }, budget(60_000, 600_000));
 
-  it(`a sample of ${size(30, 200)} invalid documents through the real CLI: exit 2, no stack trace, nothing written`, async () => {
+  it(`a sample of ${size(30, 200)} invalid documents through the CLI (argv → main, in-process): exit 2, no stack trace, nothing written`, async () => {
     const t = await tree();
     const r = rng(42);
     let done = 0;

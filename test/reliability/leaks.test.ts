@@ -9,7 +9,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTree, baseLayout } from "../helpers.js";
 import type { RunResult, Tree } from "../helpers.js";
-import { allText, spawnCli, STACK_RE } from "./support.js";
+import { allText, retryWaitsClock, scaled, spawnCli, STACK_RE } from "./support.js";
 
 const SECRET = "CANARY-secret-value-9f8e7d";
 const ROLE_ID = "CANARY-role-id-4b3a2918";
@@ -25,7 +25,7 @@ let wrappingToken = "";
 let secretIds: string[] = [];
 const runs: Array<[string, RunResult]> = [];
 beforeAll(async () => {
-  t = await makeTree({ policy: POLICY });
+  t = await makeTree({ policy: POLICY, mode: "in-process" });
   // A canary role_id (a second role whose role_id we choose), a wrapped secret_id for it.
   t.double.addAppRole({ roleName: "canary", roleId: ROLE_ID, policies: ["app"], tokenTtl: 3600, tokenMaxTtl: 86400 });
   await writeFile(path.join(t.agentDir, "approle/role_id"), ROLE_ID + "\n");
@@ -46,55 +46,74 @@ beforeAll(async () => {
     ],
   });
   await t.writeLayout(layout);
+  // In-process (argv → main, with the streams it is given captured), and whatever anything in this
+  // process writes to its own stdout and stderr meanwhile (a library's console output, which a
+  // child's pipes would have caught), checked for canaries as well. Retry waits are recorded, not slept.
   const go = async (name: string, args: string[], env: Record<string, string> = {}) => {
-    for (const fmt of ["pretty", "json"]) runs.push([`${name} (${fmt})`, await t.run(["--debug", "--log-format", fmt, ...args], { env })]);
+    for (const fmt of ["pretty", "json"]) runs.push([`${name} (${fmt})`, await t.run(["--debug", "--log-format", fmt, ...args], { env, clock: retryWaitsClock() })]);
   };
-  await go("sync", ["sync"]);
-  await go("sync --dry-run", ["sync", "--dry-run"]);
-  await go("check", ["check"]);
-  await go("check --offline", ["check", "--offline"]);
-  await go("status", ["status"]);
-  await go("policy", ["policy"]);
-  await go("rotate gen", ["rotate", "gen"]);
-  await go("rotate --secret-id", ["rotate", "--secret-id"]);
-  // Failure paths.
-  t.double.kvPut("secret", "app", { password: SECRET + "-2", user: "app", gen: "x" });
-  await go("enospc", ["sync"], { VAULT_RENDER_TEST_FAULT: "enospc:pw" });
-  for (const f of [{ status: 500 }, { html: true }, { malformed: true }, { drop: true }, { status: 403 }, { status: 429, headers: { "Retry-After": "0" } }, { redirectTo: "http://127.0.0.1:9" }]) {
-    t.double.addFault({ path: "secret/data/app", ...f });
-    await go(`fault ${JSON.stringify(f)}`, ["sync"]);
+  const stray = { text: "" };
+  const writes = [process.stdout, process.stderr].map((stream) => {
+    const original = stream.write.bind(stream) as (...a: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      stray.text += typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString("utf8") : String(chunk);
+      return original(chunk, ...rest);
+    }) as typeof stream.write;
+    return () => {
+      stream.write = original as typeof stream.write;
+    };
+  });
+  try {
+    await go("sync", ["sync"]);
+    await go("sync --dry-run", ["sync", "--dry-run"]);
+    await go("check", ["check"]);
+    await go("check --offline", ["check", "--offline"]);
+    await go("status", ["status"]);
+    await go("policy", ["policy"]);
+    await go("rotate gen", ["rotate", "gen"]);
+    await go("rotate --secret-id", ["rotate", "--secret-id"]);
+    // Failure paths.
+    t.double.kvPut("secret", "app", { password: SECRET + "-2", user: "app", gen: "x" });
+    await go("enospc", ["sync"], { VAULT_RENDER_TEST_FAULT: "enospc:pw" });
+    for (const f of [{ status: 500 }, { html: true }, { malformed: true }, { drop: true }, { status: 403 }, { status: 429, headers: { "Retry-After": "0" } }, { redirectTo: "http://127.0.0.1:9" }]) {
+      t.double.addFault({ path: "secret/data/app", ...f });
+      await go(`fault ${JSON.stringify(f)}`, ["sync"]);
+      t.double.clearFaults();
+    }
+    t.double.addFault({ path: "auth/token/lookup-self", status: 403, body: JSON.stringify({ errors: ["permission denied", "invalid token"] }) });
+    t.double.addFault({ path: /login$/, status: 500 });
+    await go("login fails (500)", ["sync"]);
     t.double.clearFaults();
+    t.double.seal();
+    await go("sealed", ["sync"]);
+    t.double.unseal();
+    t.double.setStandby(true);
+    await go("standby", ["sync"]);
+    t.double.setStandby(false);
+    await go("tls to an http server", ["sync"], { VAULT_ADDR: t.double.url.replace("http:", "https:") });
+    await go("unreachable", ["sync"], { VAULT_ADDR: "http://127.0.0.1:9" });
+    const lock = spawnCli(t, ["sync"]);
+    await go("lock timeout", ["sync", "--lock-timeout", "1ms"]);
+    await lock.done;
+    await symlink("/etc/hostname", path.join(t.publicDir, "planted"));
+    await go("bad layout", ["sync"], { VAULT_RENDER_LAYOUT: "" });
+    // The cached token is revoked and the secret_id is wrong: login fails.
+    const token = (await readFile(path.join(t.agentDir, "token"), "utf8")).trim();
+    secretIds.push((await readFile(path.join(t.agentDir, "approle/secret_id"), "utf8")).trim());
+    t.double.revokeToken(token);
+    await writeFile(path.join(t.agentDir, "approle/secret_id"), "CANARY-wrong-secret-id-0000\n");
+    secretIds.push("CANARY-wrong-secret-id-0000");
+    await go("login refused", ["sync"]);
+    // A used wrapping token.
+    await writeFile(path.join(t.agentDir, "approle/secret_id"), wrappingToken + "\n");
+    await writeFile(path.join(t.agentDir, "state.json"), "{}");
+    await go("used wrapping token", ["sync"]);
+    secretIds = secretIds.concat([token]);
+  } finally {
+    for (const restore of writes) restore();
   }
-  t.double.addFault({ path: "auth/token/lookup-self", status: 403, body: JSON.stringify({ errors: ["permission denied", "invalid token"] }) });
-  t.double.addFault({ path: /login$/, status: 500 });
-  await go("login fails (500)", ["sync"]);
-  t.double.clearFaults();
-  t.double.seal();
-  await go("sealed", ["sync"]);
-  t.double.unseal();
-  t.double.setStandby(true);
-  await go("standby", ["sync"]);
-  t.double.setStandby(false);
-  await go("tls to an http server", ["sync"], { VAULT_ADDR: t.double.url.replace("http:", "https:") });
-  await go("unreachable", ["sync"], { VAULT_ADDR: "http://127.0.0.1:9" });
-  const lock = spawnCli(t, ["sync"]);
-  await go("lock timeout", ["sync", "--lock-timeout", "1ms"]);
-  await lock.done;
-  await symlink("/etc/hostname", path.join(t.publicDir, "planted"));
-  await go("bad layout", ["sync"], { VAULT_RENDER_LAYOUT: "" });
-  // The cached token is revoked and the secret_id is wrong: login fails.
-  const token = (await readFile(path.join(t.agentDir, "token"), "utf8")).trim();
-  secretIds.push((await readFile(path.join(t.agentDir, "approle/secret_id"), "utf8")).trim());
-  t.double.revokeToken(token);
-  await writeFile(path.join(t.agentDir, "approle/secret_id"), "CANARY-wrong-secret-id-0000\n");
-  secretIds.push("CANARY-wrong-secret-id-0000");
-  await go("login refused", ["sync"]);
-  // A used wrapping token.
-  await writeFile(path.join(t.agentDir, "approle/secret_id"), wrappingToken + "\n");
-  await writeFile(path.join(t.agentDir, "state.json"), "{}");
-  await go("used wrapping token", ["sync"]);
-  secretIds = secretIds.concat([token]);
-}, 180_000);
+  runs.push(["this process's own stdout and stderr", { code: 0, signal: null, stdout: stray.text, stderr: "" }]);
+}, scaled(180_000));
 afterAll(async () => {
   await t?.cleanup();
 });

@@ -6,16 +6,21 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { lstat, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { BIN } from "../helpers.js";
+import { BIN, scaled } from "../helpers.js";
 import type { Tree } from "../helpers.js";
+import type { Clock } from "../../src/core/support/clock.js";
+import { systemClock } from "../../src/core/support/clock.js";
 
-export const STRESS = process.env.STRESS === "1";
+const STRESS = process.env.STRESS === "1";
 /** CI size, or the stress size with STRESS=1. */
 export const size = (ci: number, stress: number): number => (STRESS ? stress : ci);
-/** A test timeout that grows with the stress size. */
-export const budget = (ciMs: number, stressMs: number): number => (STRESS ? stressMs : ciMs);
+/** A test timeout that grows with the stress size (and with VR_TEST_SCALE). */
+export const budget = (ciMs: number, stressMs: number): number => scaled(STRESS ? stressMs : ciMs);
 
-export const TEMP_PREFIX = ".vault-render.tmp-";
+/** Every time limit: `ms` times VR_TEST_SCALE (test/support/scale.ts). */
+export { scaled };
+
+const TEMP_PREFIX = ".vault-render.tmp-";
 
 export function childEnv(extra: Record<string, string | undefined>): Record<string, string> {
   const env: Record<string, string> = {};
@@ -88,6 +93,40 @@ export async function allText(dir: string, skip: (rel: string) => boolean = () =
 export const STACK_RE = /\n\s+at .+\(.+:\d+:\d+\)|\n\s+at [^\s]+:\d+:\d+/;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Wait for a condition (polled every 10 ms), not for a time: fails naming `what` once the scaled
+ * limit has passed without it.
+ */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, limitMs = 10_000): Promise<void> {
+  const deadline = Date.now() + scaled(limitMs);
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} after ${scaled(limitMs)} ms`);
+    await sleep(10);
+  }
+}
+
+/** Does a path exist (any type)? */
+export const exists = (p: string): Promise<boolean> => lstat(p).then(() => true, () => false);
+
+/**
+ * The run's clock: real time, but the waits between retries are recorded and not slept (the
+ * backoff and Retry-After are checked as the waits the client asked for, not by a stopwatch).
+ * A wait with a signal (the lock's heartbeat, ended when the lock is released) is real.
+ */
+export function retryWaitsClock(): Clock & { waits: number[] } {
+  const waits: number[] = [];
+  return {
+    waits,
+    now: () => systemClock.now(),
+    random: () => systemClock.random(),
+    sleep: (ms, signal) => {
+      if (signal) return systemClock.sleep(ms, signal);
+      waits.push(ms);
+      return Promise.resolve();
+    },
+  };
+}
 
 /** A deterministic PRNG (mulberry32) so failing trials can be replayed with the printed seed. */
 export function rng(seed: number): () => number {

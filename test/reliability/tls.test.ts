@@ -31,7 +31,7 @@ beforeAll(async () => {
   await writeFile(path.join(dir, "ext.cnf"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
   openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
   double = await startVaultDouble({ tls: { cert: await readFile(path.join(dir, "server.pem"), "utf8"), key: await readFile(path.join(dir, "server.key"), "utf8") } });
-  t = await makeTree({ double });
+  t = await makeTree({ double, mode: "in-process" });
   t.double.kvPut("secret", "app", { password: "tls-secret" });
 }, 30_000);
 afterAll(async () => {

@@ -3,7 +3,7 @@
  * a connection dropped *after* Vault performed the request must not lead to a second login (a
  * burned secret_id use), a second certificate, second credentials or a second secret_id; a
  * standby's 307/308 is "Vault unavailable" (exit 3, nothing changed) for every request kind.
- * The built CLI against the double, which counts what it did.
+ * The CLI (in-process: argv → main) against the double, which counts what it did.
  */
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -26,7 +26,7 @@ afterEach(async () => {
 });
 
 async function tree(): Promise<Tree> {
-  const t = await makeTree({ policy: POLICY });
+  const t = await makeTree({ policy: POLICY, mode: "in-process" });
   trees.push(t);
   t.double.kvPut("secret", "app", { password: "p1" });
   return t;
@@ -39,7 +39,8 @@ const leaseLayout = () =>
 
 function setupPki(t: Tree): void {
   t.double.mountPki("pki_int");
-  t.double.addPkiRole("pki_int", "web", { allowedDomains: ["home.arpa"], allowSubdomains: true, maxTtl: 30 * 86400 });
+  // EC keys: nothing here depends on the key type, and the double's RSA key generation (0.3-1.5 s a key) would be the test's time.
+  t.double.addPkiRole("pki_int", "web", { allowedDomains: ["home.arpa"], allowSubdomains: true, maxTtl: 30 * 86400, keyType: "ec" });
 }
 function setupDb(t: Tree): void {
   t.double.mountDatabase("database");
