@@ -114,7 +114,7 @@ describe("AppRole files while a token is cached", () => {
     await rm(roleIdFile(t));
     const c = await findings(t);
     expect(c.code).toBe(1);
-    expect(c.approle).toContainEqual(expect.objectContaining({ subject: "agent-only/approle/role_id", severity: "error", message: expect.stringMatching(/does not exist/) }));
+    expect(c.approle).toContainEqual(expect.objectContaining({ subject: "agent-only/approle/role_id", severity: "error", message: expect.stringMatching(/does not exist/) as string }));
     expect((await findings(t, ["--offline"])).code).toBe(1);
     const r = await t.run(["sync"]);
     expect(r.code).toBe(0);
@@ -125,7 +125,7 @@ describe("AppRole files while a token is cached", () => {
     await mkdir(secretIdFile(t));
     const u = await findings(t);
     expect(u.code).toBe(1);
-    expect(u.approle).toContainEqual(expect.objectContaining({ subject: "agent-only/approle/secret_id", severity: "error", message: expect.stringMatching(/cannot be read \(EISDIR\)/) }));
+    expect(u.approle).toContainEqual(expect.objectContaining({ subject: "agent-only/approle/secret_id", severity: "error", message: expect.stringMatching(/cannot be read \(EISDIR\)/) as string }));
     expect((await t.run(["sync"])).stderr).toMatch(/warn: the secret_id file agent-only\/approle\/secret_id cannot be read \(EISDIR\)/);
   });
 
@@ -135,7 +135,7 @@ describe("AppRole files while a token is cached", () => {
     await expect(stat(secretIdFile(t))).rejects.toThrow(/ENOENT/);
     const c = await findings(t);
     expect(c.code).toBe(0);
-    expect(c.approle).toContainEqual(expect.objectContaining({ subject: "agent-only/approle/secret_id", severity: "ok", message: expect.stringMatching(/removeSecretIdFile/) }));
+    expect(c.approle).toContainEqual(expect.objectContaining({ subject: "agent-only/approle/secret_id", severity: "ok", message: expect.stringMatching(/removeSecretIdFile/) as string }));
     expect(await t.run(["sync"])).toMatchObject({ code: 0, stderr: "" });
   });
 
@@ -146,8 +146,8 @@ describe("AppRole files while a token is cached", () => {
     await chmod(roleIdFile(t), 0o640);
     const c = await findings(t, ["--offline"]);
     expect(c.code).toBe(1);
-    expect(c.approle).toContainEqual(expect.objectContaining({ subject: "agent-only/approle/secret_id", severity: "error", message: expect.stringMatching(/mode is 0644, expected 0600/) }));
-    expect(c.approle).toContainEqual(expect.objectContaining({ subject: "agent-only/approle/role_id", severity: "error", message: expect.stringMatching(/mode is 0640/) }));
+    expect(c.approle).toContainEqual(expect.objectContaining({ subject: "agent-only/approle/secret_id", severity: "error", message: expect.stringMatching(/mode is 0644, expected 0600/) as string }));
+    expect(c.approle).toContainEqual(expect.objectContaining({ subject: "agent-only/approle/role_id", severity: "error", message: expect.stringMatching(/mode is 0640/) as string }));
     // check writes nothing.
     expect((await stat(secretIdFile(t))).mode & 0o777).toBe(0o644);
     expect(await t.run(["sync"])).toMatchObject({ code: 0, stderr: "" });

@@ -52,7 +52,7 @@ describe("the bundle", () => {
     expect({ code: sync.code, stderr: sync.stderr }).toEqual({ code: 0, stderr: "" });
     expect(await readFile(path.join(t.publicDir, "app.env"), "utf8")).toContain("DB_PASSWORD='pw-1'");
     const check = await t.run(["check"], { env, mode: "child" });
-    expect({ code: check.code, out: check.stdout }).toEqual({ code: 0, out: expect.any(String) });
+    expect({ code: check.code, out: check.stdout }).toEqual({ code: 0, out: expect.any(String) as string });
     for (const run of ["sync", "check"]) {
       const loaded = (await readFile(`${env.VR_MODULES_FILE}.${run}`, "utf8")).split("\n");
       // The list is real: the http client and TLS were loaded.

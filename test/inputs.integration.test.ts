@@ -220,7 +220,7 @@ path "sys/leases/revoke" { capabilities = ["update"] }
     expect(r.stderr).toContain(leaseId);
     expect(await kept(t)).toHaveLength(1);
     // The state written by that run is whole again.
-    expect(() => JSON.parse(readFileSync(stateFile(t), "utf8"))).not.toThrow();
+    expect(() => JSON.parse(readFileSync(stateFile(t), "utf8")) as unknown).not.toThrow();
   });
 });
 

@@ -178,7 +178,7 @@ describe("leased dynamic secrets", () => {
     expect(t.double.countRequests({ path: "sys/leases/renew" })).toBe(1);
     expect(await readFile(path.join(t.publicDir, "db.env"), "utf8")).toBe(first);
     expect(await hookLines(t)).toEqual(["restart-app db.env"]);
-    const oldLease = JSON.parse(await readFile(path.join(t.agentDir, "state.json"), "utf8")).leases.db.leaseId as string;
+    const oldLease = (JSON.parse(await readFile(path.join(t.agentDir, "state.json"), "utf8")) as { leases: { db: { leaseId: string } } }).leases.db.leaseId;
     // Near its max TTL (7200 s): renewal cannot extend it past the threshold, so it is replaced.
     t.double.advanceTime(3500);
     const r = await t.run(["sync", "-v"], at(t, 5500));
@@ -197,7 +197,7 @@ describe("leased dynamic secrets", () => {
     t.double.addDbRole("database", "app", { defaultTtl: 3600, maxTtl: 3600, renewable: false });
     await t.writeLayout(leaseLayout());
     await t.run(["sync"]);
-    const oldLease = JSON.parse(await readFile(path.join(t.agentDir, "state.json"), "utf8")).leases.db.leaseId as string;
+    const oldLease = (JSON.parse(await readFile(path.join(t.agentDir, "state.json"), "utf8")) as { leases: { db: { leaseId: string } } }).leases.db.leaseId;
     t.double.advanceTime(2000);
     expect((await t.run(["sync"], at(t, 2000))).code).toBe(0);
     expect(t.double.countRequests({ path: "sys/leases/renew" })).toBe(0);
@@ -212,7 +212,7 @@ describe("leased dynamic secrets", () => {
     t.double.addDbRole("database", "app", { defaultTtl: 3600, maxTtl: 7200 });
     await t.writeLayout(leaseLayout());
     await t.run(["sync"]);
-    const oldLease = JSON.parse(await readFile(path.join(t.agentDir, "state.json"), "utf8")).leases.db.leaseId as string;
+    const oldLease = (JSON.parse(await readFile(path.join(t.agentDir, "state.json"), "utf8")) as { leases: { db: { leaseId: string } } }).leases.db.leaseId;
     const r = await t.run(["rotate", "db.env"]);
     expect(r.code).toBe(0);
     expect(t.double.countRequests({ path: "database/creds/app" })).toBe(2);

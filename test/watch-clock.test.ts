@@ -73,10 +73,10 @@ class FakeClock implements Clock {
 }
 
 /** The watcher's run() failing (e.g. the busy-loop detector) ends any wait of the test. */
-let crashed: unknown;
+let crashed: Error | undefined;
 function start(w: Watcher): Promise<number> {
   const run = w.run();
-  run.catch((e: unknown) => (crashed = e));
+  run.catch((e: unknown) => (crashed = e instanceof Error ? e : new Error(String(e))));
   return run;
 }
 
@@ -143,7 +143,7 @@ async function setup(opts: Partial<WatchOptions> = {}, tree?: { t: Tree; clock: 
     debounceMs: 300,
     watchFiles: (paths, onEvent): FileWatcher => {
       events.push({ paths, on: onEvent });
-      return { close: async () => undefined };
+      return { close: () => Promise.resolve() };
     },
     ...opts,
   });

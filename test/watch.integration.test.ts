@@ -76,7 +76,7 @@ function exitWithin(w: Watch, ms: number): Promise<{ code: number | null; signal
 }
 
 const read = (t: Tree, f: string) => readFile(path.join(t.publicDir, f), "utf8").catch(() => undefined);
-const passes = (w: Watch) => w.lines.filter((l) => typeof l.msg === "string" && (l.msg as string).startsWith("sync: ")).length;
+const passes = (w: Watch) => w.lines.filter((l) => typeof l.msg === "string" && (l.msg).startsWith("sync: ")).length;
 
 async function tree(): Promise<Tree> {
   const t = await makeTree();
@@ -170,7 +170,7 @@ describe("watch", () => {
     const t = await tree();
     const w = startWatch(t);
     await until("first pass", () => passes(w) >= 1);
-    const line = w.lines.find((l) => typeof l.msg === "string" && (l.msg as string).startsWith("sync: "));
+    const line = w.lines.find((l) => typeof l.msg === "string" && (l.msg).startsWith("sync: "));
     expect(line).toMatchObject({ created: 1, updated: 0, failed: 0 });
     w.child.kill("SIGINT");
     expect((await w.exited).code).toBe(0);
@@ -234,7 +234,7 @@ describe("watch", () => {
       await until("the first failure", () => /retrying in [23]\d\d s/.test(w.stderr()), 10_000);
       w.child.kill("SIGTERM");
       expect(await exitWithin(w, 10_000)).toEqual({ code: 0, signal: null });
-      expect(w.lines.filter((l) => typeof l.msg === "string" && (l.msg as string).startsWith("pass failed"))).toHaveLength(1);
+      expect(w.lines.filter((l) => typeof l.msg === "string" && (l.msg).startsWith("pass failed"))).toHaveLength(1);
       await expect(stat(path.join(t.agentDir, "lock"))).rejects.toThrow(/ENOENT/);
     });
 

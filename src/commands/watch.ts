@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import type { CommandContext } from "./context.js";
 import { commonSyncOptions, formatFor, levelFor } from "./context.js";
-import { parseDurationFlag } from "../core/support/duration.js";
 import type { WatchFactory } from "../core/watch/watch.js";
 
 export function registerWatch(program: Command, ctx: CommandContext): void {

@@ -17,10 +17,10 @@
  * Rules for the same path from several policies are merged; `deny` on a merged rule wins.
  */
 
-export const CAPABILITIES = ["create", "read", "update", "patch", "delete", "list", "sudo", "deny"] as const;
+const CAPABILITIES = ["create", "read", "update", "patch", "delete", "list", "sudo", "deny"] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
-export interface PolicyRule {
+interface PolicyRule {
   path: string;
   capabilities: Capability[];
 }
@@ -30,7 +30,7 @@ export interface Policy {
   rules: PolicyRule[];
 }
 
-export class PolicyParseError extends Error {}
+class PolicyParseError extends Error {}
 
 // ---------------------------------------------------------------------------------------------
 // Tokenizer and parser for the HCL subset
@@ -187,7 +187,8 @@ export function parsePolicy(name: string, hcl: string): Policy {
       if (rawCaps !== undefined) {
         if (!Array.isArray(rawCaps)) throw new PolicyParseError("capabilities must be a list");
         for (const c of rawCaps) {
-          const s = String(c).toLowerCase();
+          // An HCL scalar (string, number, bool) as its text; a nested value never matches a capability.
+          const s = (typeof c === "object" && c !== null ? JSON.stringify(c) : String(c)).toLowerCase();
           if (!(CAPABILITIES as readonly string[]).includes(s)) {
             throw new PolicyParseError(`invalid capability ${JSON.stringify(s)}`);
           }

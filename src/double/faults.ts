@@ -59,7 +59,7 @@ export function faultResult(f: Fault, path: string, url: URL): Result | undefine
 }
 
 /** Vault's error body for a status, used by faults that give only a status. */
-export function defaultErrorBody(status: number, path: string): string {
+function defaultErrorBody(status: number, path: string): string {
   let errors: string[];
   switch (status) {
     case 403:

@@ -157,7 +157,7 @@ export function mountPki(s: State, path: string, opts: PkiMountOptions = {}): vo
   };
 }
 
-export function pkiState(s: State, mount: string): PkiState {
+function pkiState(s: State, mount: string): PkiState {
   const st = s.mounts.get(normMount(mount))?.pki;
   if (!st) throw new Error(`no PKI mount at ${mount}`);
   return st;

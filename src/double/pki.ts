@@ -112,7 +112,7 @@ function keyId(key: KeyObject): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Certificates
 
-export interface CaCert {
+interface CaCert {
   pem: string;
   der: Buffer;
   key: KeyObject;
@@ -156,14 +156,14 @@ function buildCert(t: TbsInput): Buffer {
 }
 
 /** 20 random bytes, positive, without a leading zero byte (Vault's 159-bit serials). */
-export function randomSerial(): Buffer {
+function randomSerial(): Buffer {
   const b = randomBytes(20);
   b[0] = ((b[0] as number) & 0x7f) | 0x01;
   return b;
 }
 
 /** Colon-separated lowercase hex pairs, as Vault reports `serial_number`. */
-export function formatSerial(b: Buffer): string {
+function formatSerial(b: Buffer): string {
   return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
 }
 
@@ -256,10 +256,6 @@ export function signLeaf(l: LeafInput): { der: Buffer; pem: string; serial: stri
     signer: l.issuer.key,
   });
   return { der, pem: pem("CERTIFICATE", der), serial: formatSerial(serial), notAfterMs: Math.floor(l.notAfterMs / 1000) * 1000 };
-}
-
-export function certPem(der: Buffer): string {
-  return pem("CERTIFICATE", der);
 }
 
 // ---------------------------------------------------------------------------------------------

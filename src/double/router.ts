@@ -164,7 +164,7 @@ export function dispatch(
 }
 
 /** Vault's existence check, deciding between create and update for POST/PUT. */
-export function exists(s: State, path: string, mount: Mount | undefined): boolean {
+function exists(s: State, path: string, mount: Mount | undefined): boolean {
   const p = trimSlashes(path);
   if (s.generic.has(p)) return true;
   if (!mount) return false;

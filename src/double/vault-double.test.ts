@@ -361,7 +361,7 @@ describe("vault double: health, seal, standby", () => {
     d.setStandby(true);
     const sb = await raw(d, "GET", "/v1/sys/health");
     expect(sb.status).toBe(429);
-    expect(JSON.parse(sb.text)).toMatchObject({ standby: true, cluster_name: expect.any(String) });
+    expect(JSON.parse(sb.text)).toMatchObject({ standby: true, cluster_name: expect.any(String) as string });
     expect((await raw(d, "GET", "/v1/sys/health?standbyok=true")).status).toBe(200);
     expect((await raw(d, "GET", "/v1/sys/health?standbycode=299")).status).toBe(299);
     expect(await raw(d, "GET", "/v1/auth/token/lookup-self", { token: d.rootToken })).toMatchObject({ status: 503, text: '{"errors":["node is not active"]}\n' });

@@ -77,7 +77,6 @@ import { randomBase62 } from "./util.js";
 export type * from "./types.js";
 export { multiError } from "./util.js";
 export { goDuration, parseDurationSecond } from "./duration.js";
-export { defaultErrorBody } from "./faults.js";
 
 export async function startVaultDouble(opts: VaultDoubleOptions = {}): Promise<VaultDouble> {
   const d = new VaultDouble(opts);

@@ -34,7 +34,7 @@ function trimRight(s: string, pred: (c: string) => boolean): string {
   return chars.join("");
 }
 
-export type Lookup = (name: string) => string | undefined;
+type Lookup = (name: string) => string | undefined;
 
 const NAME_RE = /^[_a-z][_a-z0-9]*/i;
 
@@ -52,7 +52,7 @@ function closingBrace(s: string, from: number): number {
 }
 
 /** `template.Substitute`: `$$`, `$NAME`, `${NAME}` and `${NAME:-d}`-style forms; a bad `${` is an error. */
-export function substitute(s: string, lookup: Lookup): string {
+function substitute(s: string, lookup: Lookup): string {
   let out = "";
   let i = 0;
   while (i < s.length) {

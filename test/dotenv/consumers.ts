@@ -139,7 +139,7 @@ interface PyResult {
 }
 
 /** python3 + python-dotenv over a batch (a few processes); throws if python3 or python-dotenv is missing. */
-export async function readWithPython(
+async function readWithPython(
   files: Buffer[],
 ): Promise<{ version: string | null; interpolate: ReadResult[]; plain: ReadResult[] }> {
   const conv = (r: PyResult): ReadResult => {
@@ -188,7 +188,7 @@ const SHELL = [
 ].join("\n");
 
 /** Source every file with `set -a; . file`, each in its own subshell, in a few shell processes. */
-export async function readWithShell(shell: "dash" | "bash" | "bash-posix", files: Buffer[]): Promise<ReadResult[]> {
+async function readWithShell(shell: "dash" | "bash" | "bash-posix", files: Buffer[]): Promise<ReadResult[]> {
   const parts = await Promise.all(chunks(files, 80).map((batch) => readWithShellOnce(shell, batch)));
   return parts.flat();
 }

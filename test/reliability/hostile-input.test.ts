@@ -93,7 +93,7 @@ function mutate(doc: Json, r: () => number): Json {
     else if (op < 0.9) {
       const v = container[key];
       if (typeof v === "string") container[key] = v + pick(["/..", "\n", "\u0000", "x".repeat(300), " | json", "}}", "../"]);
-      else if (typeof v === "number") container[key] = pick([-1, 0, 65, 1e9, 0.5, NaN as unknown as number]);
+      else if (typeof v === "number") container[key] = pick([-1, 0, 65, 1e9, 0.5, NaN]);
       else container[key] = clone(pick(NASTY) as Json);
     } else {
       // Duplicate an output with a path that normalises to the same file.

@@ -58,9 +58,9 @@ beforeAll(async () => {
     stream.write = ((chunk: unknown, ...rest: unknown[]) => {
       stray.text += typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString("utf8") : String(chunk);
       return original(chunk, ...rest);
-    }) as typeof stream.write;
+    });
     return () => {
-      stream.write = original as typeof stream.write;
+      stream.write = original;
     };
   });
   try {

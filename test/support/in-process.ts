@@ -13,7 +13,7 @@ import type { RunResult } from "../helpers.js";
 import { hooksFromEnv } from "./test-hooks.js";
 
 /** What runCli's child gets: this process's environment without VAULT_*, NO_COLOR=1, then `extra`. */
-export function cliEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
+function cliEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, NO_COLOR: "1" })) if (v !== undefined && !k.startsWith("VAULT_")) env[k] = v;
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;

@@ -4,7 +4,7 @@
  * VR_TEST_SCALE=3 and every budget grows with it; no test asserts on elapsed time. The vitest
  * testTimeout/hookTimeout (vitest.config.ts) come from it too.
  */
-export const TEST_SCALE: number = (() => {
+const TEST_SCALE: number = (() => {
   // TEST_TIME_SCALE: the older name, still read where VR_TEST_SCALE is not set.
   const raw = process.env.VR_TEST_SCALE ?? process.env.TEST_TIME_SCALE;
   if (raw === undefined || raw === "") return 1;

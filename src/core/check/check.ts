@@ -36,9 +36,9 @@ import { DIR_MODE, FILE_MODE, readPrivate } from "../fs/writer.js";
 import { expectedSet, inspectSet } from "../sync/pki-set.js";
 import { readLeaf } from "../vault/pki.js";
 
-export type Severity = "error" | "warning" | "ok";
+type Severity = "error" | "warning" | "ok";
 
-export interface Finding {
+interface Finding {
   /** A stable identifier of the kind of check, e.g. "content", "mode", "vault.sealed". */
   check: string;
   severity: Severity;
@@ -299,7 +299,7 @@ async function vaultChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findin
   } finally {
     probe.close();
   }
-  f.add("vault.reachable", "ok", "vault", `${layout.vault.address} answered (Vault ${String(health.version ?? "?")})`);
+  f.add("vault.reachable", "ok", "vault", `${layout.vault.address} answered (Vault ${typeof health.version === "string" ? health.version : "?"})`);
   if (health.initialized === false) {
     f.add("vault.initialized", "error", "vault", "Vault is not initialized");
     return null;
@@ -315,7 +315,7 @@ async function vaultChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findin
   try {
     s = await openRun(layout, syncOpts, true, state ?? undefined);
   } catch (e) {
-    f.add("auth", "error", "auth", describeError(e as Error));
+    f.add("auth", "error", "auth", describeError(e));
     return null;
   }
   const ttlMs = s.auth.ttl * 1000;
@@ -375,7 +375,7 @@ async function compareOutput(s: RunContext, o: FileOutput, sources: SourceResult
     rendered = await renderOutput(o, sources, layout.dir, templates);
   } catch (e) {
     if (e instanceof SourceUnavailable) return; // reported on the source
-    f.add(e instanceof VrError && e.code === "MISSING_KEY" ? "missing-key" : "render", "error", o.file, describeError(e as Error));
+    f.add(e instanceof VrError && e.code === "MISSING_KEY" ? "missing-key" : "render", "error", o.file, describeError(e));
     return;
   }
   let disk: Buffer;
@@ -389,7 +389,7 @@ async function compareOutput(s: RunContext, o: FileOutput, sources: SourceResult
     return;
   }
   let keys: { added: string[]; removed: string[]; changed: string[] } | null = null;
-  if (o.format === "env" && rendered.keys) keys = envDrift(rendered.keys, (o.dialect ?? "portable") as DotenvDialect, o.file, disk.toString("utf8"));
+  if (o.format === "env" && rendered.keys) keys = envDrift(rendered.keys, (o.dialect ?? "portable"), o.file, disk.toString("utf8"));
   if (o.format === "json" && rendered.keys) {
     const typed = new Map<string, unknown>(Object.entries(JSON.parse(rendered.bytes.toString("utf8")) as Record<string, unknown>));
     keys = jsonDrift(typed, disk.toString("utf8"));

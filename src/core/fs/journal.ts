@@ -24,7 +24,7 @@ export interface Journal {
   state?: JournalRecords;
 }
 
-export function journalFile(agentDir: string): string {
+function journalFile(agentDir: string): string {
   return path.join(agentDir, "commit-journal.json");
 }
 

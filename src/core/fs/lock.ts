@@ -78,7 +78,7 @@ export function processAlive(pid: number): boolean {
  * Field 22 (starttime) of /proc/<pid>/stat: null when the process does not exist, undefined
  * when it cannot be told (no /proc). The command name (field 2) may contain spaces and ")".
  */
-export function procStartTime(pid: number | "self"): number | null | undefined {
+function procStartTime(pid: number | "self"): number | null | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -120,7 +120,7 @@ export function selfIdentity(): LockIdentity {
  * its heartbeat was last refreshed. A holder we cannot look up (another pid namespace or boot) is
  * alive until its heartbeat stops.
  */
-export function staleReason(info: LockInfo | null, ageMs: number, deps: Pick<LockDeps, "isAlive" | "self" | "startOf">): string | null {
+function staleReason(info: LockInfo | null, ageMs: number, deps: Pick<LockDeps, "isAlive" | "self" | "startOf">): string | null {
   if (ageMs > STALE_MS) return `no heartbeat for ${formatDuration(ageMs)}`;
   if (!info) return null;
   const me = deps.self ?? selfIdentity();

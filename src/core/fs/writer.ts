@@ -410,6 +410,7 @@ export function splitRel(rel: string): [dir: string, name: string] {
 }
 
 /** Inspect a name inside an open directory: null when missing; refuses symlinks and non-regular files. */
+// eslint-disable-next-line @typescript-eslint/require-await -- async on purpose: a refusal is a rejection, as its callers await it
 export async function lstatIn(dir: DirHandle, name: string): Promise<Stats | null> {
   const real = path.join(dir.real, name);
   let st;

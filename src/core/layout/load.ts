@@ -16,7 +16,6 @@ import { parseDuration } from "../support/duration.js";
 import { checkTreesSeparate } from "./overlap.js";
 import { hookSchema, layoutSchema, outputSchema, sourceSchema } from "./schema.js";
 import { checkEnvKey } from "../render/dotenv.js";
-import type { DotenvDialect } from "../render/dotenv.js";
 import { isPki, outputFiles, pkiFiles } from "./outputs.js";
 import type { HookSpec, Layout, OutputSpec, SourceSpec } from "./schema.js";
 import { cutText } from "../support/redact.js";
@@ -60,7 +59,7 @@ export interface ResolvedLayout {
   outputs: OutputSpec[];
 }
 
-export function jsonPath(p: ReadonlyArray<PropertyKey>): string {
+function jsonPath(p: ReadonlyArray<PropertyKey>): string {
   let out = "$";
   for (const seg of p) {
     if (typeof seg === "number") out += `[${seg}]`;
@@ -92,7 +91,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 }
 
 /** A copy without a prototype, so names such as "constructor" or "toString" are only what they are. */
-export function nullProto<T>(rec: Record<string, T>): Record<string, T> {
+function nullProto<T>(rec: Record<string, T>): Record<string, T> {
   const out = Object.create(null) as Record<string, T>;
   for (const k of Object.keys(rec)) out[k] = rec[k] as T;
   return out;
@@ -217,7 +216,7 @@ function semanticIssues(p: Checkable): LayoutIssue[] {
     // not a per-run render failure: it can never succeed.
     if (o.format === "env") {
       for (const k of Object.keys(o.keys ?? {})) {
-        const pr = checkEnvKey(k, (o.dialect ?? "portable") as DotenvDialect);
+        const pr = checkEnvKey(k, (o.dialect ?? "portable"));
         if (pr) issues.push({ path: jsonPath(["outputs", i, "keys", k]), message: pr });
       }
     }
@@ -252,7 +251,7 @@ function semanticIssues(p: Checkable): LayoutIssue[] {
 }
 
 /** Every source reference an output makes, with the JSON sub-path it was found at. */
-export function outputRefs(o: OutputSpec): Array<[Array<string | number>, string]> {
+function outputRefs(o: OutputSpec): Array<[Array<string | number>, string]> {
   const refs: Array<[Array<string | number>, string]> = [];
   if (o.format === "pki") return refs;
   if (o.format === "raw") refs.push([["value"], o.value]);
@@ -391,7 +390,7 @@ function writeLayoutMemo(file: string, key: string, layout: Layout): void {
   tryWritePrivateSync(file, JSON.stringify({ key, layout }) + "\n");
 }
 
-export function resolveLayout(abs: string, layout: Layout, env: Env, text = JSON.stringify(layout)): ResolvedLayout {
+function resolveLayout(abs: string, layout: Layout, env: Env, text = JSON.stringify(layout)): ResolvedLayout {
   const dir = path.dirname(abs);
   const bad = (p: string, message: string) => new VrError("LAYOUT_INVALID", `${abs}: ${p}: ${message}`, { exit: ExitCode.Usage });
 

@@ -86,7 +86,7 @@ describe("the layout memo", () => {
     await loadLayout(file, {}, "write");
     const m = JSON.parse(readFileSync(memoFile(), "utf8")) as { layout: Record<string, unknown> };
     m.layout.paths = { public: "agent-only" };
-    (m.layout.outputs as Array<{ file: string }>)[0] = { ...(m.layout.outputs as Array<{ file: string }>)[0], file: "from-the-memo.env" } as { file: string };
+    (m.layout.outputs as Array<{ file: string }>)[0] = { ...(m.layout.outputs as Array<{ file: string }>)[0], file: "from-the-memo.env" };
     writeFileSync(memoFile(), JSON.stringify(m));
     expect((await loadLayout(file, {}, "read")).outputs[0]).toMatchObject({ file: "db.env" });
     // Another agent-only/ directory: the memo is written and read there.

@@ -2,7 +2,7 @@
 import path from "node:path";
 import type { FileOutput, OutputSpec, PkiOutput } from "./schema.js";
 
-export const PKI_DEFAULT_FILES = { cert: "cert.pem", key: "key.pem", ca: "ca.pem", fullchain: "fullchain.pem" } as const;
+const PKI_DEFAULT_FILES = { cert: "cert.pem", key: "key.pem", ca: "ca.pem", fullchain: "fullchain.pem" } as const;
 export type PkiPart = keyof typeof PKI_DEFAULT_FILES;
 
 /** An output's identity: its file, or a PKI set's directory. */

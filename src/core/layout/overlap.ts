@@ -8,7 +8,7 @@ import path from "node:path";
 import { ExitCode, VrError } from "../support/errors.js";
 
 /** The real path of `p`: its nearest existing ancestor resolved, the rest appended. */
-export async function resolveExisting(p: string): Promise<string> {
+async function resolveExisting(p: string): Promise<string> {
   const rest: string[] = [];
   let cur = p;
   for (;;) {

@@ -6,7 +6,7 @@ import * as z from "../support/zod.js";
 
 /** A copy of `schema` carrying `description` (what classic zod's `.describe()` does). */
 function describe<T extends z.ZodMiniType>(schema: T, description: string): T {
-  const copy = schema.clone() as T;
+  const copy = schema.clone();
   z.globalRegistry.add(copy, { description });
   return copy;
 }
@@ -35,7 +35,7 @@ const vaultPath = z
 
 const mountPath = vaultPath.check(z.refine((p: string) => !p.endsWith("/"), "a mount path without a trailing /"));
 
-export const kvSourceSchema = describe(
+const kvSourceSchema = describe(
   z.strictObject({
     type: z.literal("kv"),
     mount: describe(mountPath, 'The KV mount, e.g. "secret".'),
@@ -67,7 +67,7 @@ const durationOrFraction = describe(
   'A duration ("240h") or a fraction of the lifetime (0.33).',
 );
 
-export const leaseSourceSchema = describe(
+const leaseSourceSchema = describe(
   z.strictObject({
     type: z.literal("lease"),
     path: describe(vaultPath, 'A path whose read returns a lease, e.g. "database/creds/app".'),
@@ -79,7 +79,7 @@ export const leaseSourceSchema = describe(
   "Leased dynamic credentials: fetched once, then renewed or replaced on their own lifecycle, never on every run.",
 );
 
-export const readSourceSchema = describe(
+const readSourceSchema = describe(
   z.strictObject({
     type: z.literal("read"),
     path: describe(vaultPath, 'Any Vault path whose read returns `data`, e.g. "cubbyhole/app".'),
@@ -126,7 +126,7 @@ const needsKeysOrFrom = (what: string) =>
     path: ["keys"],
   });
 
-export const envOutputSchema = describe(
+const envOutputSchema = describe(
   z
     .strictObject({
       ...common,
@@ -142,7 +142,7 @@ export const envOutputSchema = describe(
   "A .env file of KEY='value' lines.",
 );
 
-export const rawOutputSchema = describe(
+const rawOutputSchema = describe(
   z.strictObject({
     ...common,
     format: z.literal("raw"),
@@ -153,7 +153,7 @@ export const rawOutputSchema = describe(
   "One value as the whole file (a password file, a key).",
 );
 
-export const jsonOutputSchema = describe(
+const jsonOutputSchema = describe(
   z
     .strictObject({
       ...common,
@@ -165,7 +165,7 @@ export const jsonOutputSchema = describe(
   "A JSON object (2-space indent, final newline, stable key order).",
 );
 
-export const templateOutputSchema = describe(
+const templateOutputSchema = describe(
   z
     .strictObject({
       ...common,
@@ -184,7 +184,7 @@ export const templateOutputSchema = describe(
 
 const pemFileName = z.nullable(z.string().check(z.minLength(1), z.maxLength(255)));
 
-export const pkiOutputSchema = describe(
+const pkiOutputSchema = describe(
   z.strictObject({
     format: z.literal("pki"),
     dir: describe(outputFile, 'Directory of the certificate set, relative to public/, e.g. "certs/nextcloud".'),

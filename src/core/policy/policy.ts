@@ -37,14 +37,14 @@ import { tokenMaxTtlWarning } from "../vault/token-horizon.js";
 
 /** Vault's capability order (as `vault policy fmt` and the docs list them). */
 const CAPABILITY_ORDER = ["create", "read", "update", "patch", "delete", "list", "sudo"] as const;
-export type PolicyCapability = (typeof CAPABILITY_ORDER)[number];
+type PolicyCapability = (typeof CAPABILITY_ORDER)[number];
 
 /** Blocks are grouped in this order; within a group they are sorted by path. */
 const GROUP_ORDER = ["token", "secret", "pki", "lease", "secret-id"] as const;
-export type PolicyGroup = (typeof GROUP_ORDER)[number];
+type PolicyGroup = (typeof GROUP_ORDER)[number];
 
 /** One capability on one exact path, and why the code needs it. */
-export interface PolicyGrant {
+interface PolicyGrant {
   path: string;
   capability: PolicyCapability;
   group: PolicyGroup;
@@ -54,7 +54,7 @@ export interface PolicyGrant {
   comment: string;
 }
 
-export interface PolicyBlock {
+interface PolicyBlock {
   path: string;
   group: PolicyGroup;
   capabilities: PolicyCapability[];
@@ -87,7 +87,7 @@ async function usedSources(layout: ResolvedLayout): Promise<Map<string, string[]
 }
 
 /** Every grant the layout needs, in a stable order. */
-export async function policyGrants(layout: ResolvedLayout): Promise<{ grants: PolicyGrant[]; notes: string[] }> {
+async function policyGrants(layout: ResolvedLayout): Promise<{ grants: PolicyGrant[]; notes: string[] }> {
   const grants: PolicyGrant[] = [];
   const notes: string[] = [];
   const add = (g: PolicyGrant) => grants.push(g);
@@ -184,7 +184,7 @@ function checkExact(grants: PolicyGrant[]): void {
 }
 
 /** Merge grants into one block per exact path (capabilities in Vault's order, comments deduplicated). */
-export function mergeGrants(grants: PolicyGrant[]): PolicyBlock[] {
+function mergeGrants(grants: PolicyGrant[]): PolicyBlock[] {
   const byPath = new Map<string, PolicyBlock>();
   for (const g of grants) {
     let b = byPath.get(g.path);

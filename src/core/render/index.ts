@@ -11,7 +11,6 @@ import type { ResolvedLayout } from "../layout/load.js";
 import { isFileOutput, outputId } from "../layout/outputs.js";
 import type { SourceData } from "../vault/kv.js";
 import { encodeEnvFile } from "./dotenv.js";
-import type { DotenvDialect } from "./dotenv.js";
 import type { TemplatePart } from "./template.js";
 import { parseTemplate, renderTemplate, templateRefs } from "./template.js";
 import { cutText } from "../support/redact.js";
@@ -26,7 +25,7 @@ export interface Rendered {
 export type SourceResults = ReadonlyMap<string, SourceData | Error>;
 
 /** The text of a Vault value: strings as they are, other JSON values as JSON. */
-export function valueText(v: unknown): string {
+function valueText(v: unknown): string {
   return typeof v === "string" ? v : JSON.stringify(v);
 }
 
@@ -141,7 +140,7 @@ export async function renderOutput(o: FileOutput, results: SourceResults, layout
     }
     case "env": {
       const entries = collectEntries(o, results).map(([key, v]) => ({ key, value: valueText(v) }));
-      const text = encodeEnvFile(entries, (o.dialect ?? "portable") as DotenvDialect, { file: o.file });
+      const text = encodeEnvFile(entries, (o.dialect ?? "portable"), { file: o.file });
       return { bytes: Buffer.from(text, "utf8"), keys: new Map(entries.map((e) => [e.key, e.value])) };
     }
     case "template": {

@@ -7,7 +7,7 @@ import { VrError } from "../support/errors.js";
 import { cutText } from "../support/redact.js";
 
 export type TemplatePart = { text: string } | { ref: string; filters: Filter[]; line: number; col: number } | { literal: string; filters: Filter[] };
-export type Filter = "json" | "base64" | "base64decode" | "trim";
+type Filter = "json" | "base64" | "base64decode" | "trim";
 const FILTERS: ReadonlySet<string> = new Set(["json", "base64", "base64decode", "trim"]);
 
 /** Work done by one parse: characters the line/column tracker walked over (linear in the text). */

@@ -32,7 +32,7 @@ const ALPHABETS: Record<string, string> = {
 };
 
 /** A uniformly random string (crypto.randomInt has no modulo bias). */
-export function generateValue(length: number, alphabet: string): string {
+function generateValue(length: number, alphabet: string): string {
   const chars = [...new Set([...(ALPHABETS[alphabet] ?? alphabet)])];
   let out = "";
   for (let i = 0; i < length; i++) out += chars[randomInt(chars.length)];

@@ -29,7 +29,7 @@ function dict<T extends z.ZodMiniType>(value: T) {
       const rec = input as Record<string, unknown>;
       for (const k of Object.keys(rec)) {
         const r = value.safeParse(rec[k]);
-        if (r.success) out[k] = r.data as z.output<T>;
+        if (r.success) out[k] = r.data;
         else ctx.issues.push({ code: "custom", message: r.error.message, path: [k], input: rec[k] });
       }
       return out;
@@ -38,7 +38,7 @@ function dict<T extends z.ZodMiniType>(value: T) {
 }
 
 /** An empty record without a prototype. */
-export function emptyDict<T>(): Record<string, T> {
+function emptyDict<T>(): Record<string, T> {
   return Object.create(null) as Record<string, T>;
 }
 

@@ -10,7 +10,7 @@ import { StateStore } from "../state/state.js";
 import { readLeaf } from "../vault/pki.js";
 import { cutText } from "../support/redact.js";
 
-export interface StatusRow {
+interface StatusRow {
   output: string;
   format: string;
   sources: Record<string, number | null>;

@@ -1,18 +1,19 @@
 /** Time and randomness behind one seam, so the core can be driven by tests. */
 export interface Clock {
-  now(): number;
+  /** Properties, not methods: a clock's functions are handed around on their own (`sleep: clock.sleep`). */
+  now: () => number;
   /**
    * Wait `ms`; resolves early (never rejects) as soon as `signal` is aborted, so a stop or reload
    * request ends any pending wait at once.
    */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-  random(): number;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  random: () => number;
 }
 
 /** setTimeout's limit: longer delays would fire at once (a busy loop), so long waits are chained. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export function systemSleep(ms: number, signal?: AbortSignal): Promise<void> {
+function systemSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     let timer: NodeJS.Timeout;

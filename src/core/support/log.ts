@@ -24,7 +24,7 @@ function prettyLine(line: string): string {
   // fields are for --log-format json.
   const level = LEVEL_NAMES[o.level as number] ?? String(o.level);
   const tag = level === "info" ? "" : `${level}: `;
-  return `vault-render: ${tag}${String(o.msg ?? "")}\n`;
+  return `vault-render: ${tag}${typeof o.msg === "string" ? o.msg : ""}\n`;
 }
 
 export interface LoggerOptions {

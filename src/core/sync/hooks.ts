@@ -18,7 +18,7 @@ import { systemClock } from "../support/clock.js";
 
 export const KILL_GRACE_MS = 5000;
 /** After the hook exits, how long its output is still read while a descendant holds the pipes. */
-export const DRAIN_MS = 1000;
+const DRAIN_MS = 1000;
 
 export interface HookRun {
   name: string;

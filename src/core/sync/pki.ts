@@ -42,7 +42,7 @@ export async function syncPki(run: RunContext, o: PkiOutput, force: boolean, dir
     reason = repaired.reissue;
   }
   if (opts.dryRun) {
-    return Object.values(parts).map((rel) => ({ file: rel, action: state.outputs[rel] ? "update" : "create", note: `issue a new certificate (${reason})` }) as OutputResult);
+    return Object.values(parts).map((rel) => ({ file: rel, action: state.outputs[rel] ? "update" : "create", note: `issue a new certificate (${reason})` }));
   }
   let issued = false;
   try {
@@ -106,7 +106,7 @@ export async function syncPki(run: RunContext, o: PkiOutput, force: boolean, dir
       dirsToSync.add(dir.real);
       const note = `serial ${before?.serial ?? "-"} -> ${set.serial}, expires ${new Date(set.notAfter).toISOString()} (${reason})`;
       opts.log.info({ output: id, serial: set.serial }, `issued a certificate for ${id}: ${note}`);
-      return entries.map(([, rel]) => ({ file: rel, action: hadOutputs.has(rel) && before ? "update" : "create", note }) as OutputResult);
+      return entries.map(([, rel]) => ({ file: rel, action: hadOutputs.has(rel) && before ? "update" : "create", note }));
     } finally {
       await dir.close();
     }

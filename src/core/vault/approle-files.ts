@@ -11,7 +11,7 @@ import type { Logger } from "../support/log.js";
 import { PRIVATE_FILE_MODE } from "../fs/writer.js";
 import { setPrivateMode } from "../fs/private.js";
 
-export type AppRoleFileState = "ok" | "missing" | "unreadable" | "empty";
+type AppRoleFileState = "ok" | "missing" | "unreadable" | "empty";
 
 export interface AppRoleFileStatus {
   what: "role_id" | "secret_id";

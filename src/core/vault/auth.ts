@@ -39,7 +39,7 @@ export interface AuthResult {
 }
 
 /** A token's life as Vault reported it: the leases it creates die with it. */
-export interface TokenFacts {
+interface TokenFacts {
   /** "" for batch tokens */
   accessor: string;
   /** ms; the run's clock */
@@ -54,7 +54,7 @@ export interface TokenFacts {
   maxTtl?: number;
 }
 
-export function tokenFile(layout: ResolvedLayout): string {
+function tokenFile(layout: ResolvedLayout): string {
   return path.join(layout.agentDir, "token");
 }
 

@@ -24,7 +24,7 @@ afterEach(async () => {
 function client(address: string, deps: Partial<ConstructorParameters<typeof VaultClient>[1]> = {}): VaultClient {
   const c = new VaultClient(
     { address, namespace: undefined, caCertFile: undefined, tlsServerName: undefined, skipVerify: false, timeoutMs: 2000, retries: 2, concurrency: 4 },
-    { sleep: async () => undefined, random: () => 0.5, ...deps },
+    { sleep: () => Promise.resolve(), random: () => 0.5, ...deps },
   );
   clients.push(c);
   return c;

@@ -124,7 +124,7 @@ export class VaultClient {
       tv4: argCheck(),
       "request-promise": this.transport.nodeVaultAdapter(),
     };
-    this.nv = nodeVault(options as unknown as Parameters<typeof nodeVault>[0]) as unknown as NodeVaultClient;
+    this.nv = nodeVault(options as unknown as Parameters<typeof nodeVault>[0]);
     // node-vault falls back to VAULT_TOKEN / VAULT_NAMESPACE / VAULT_PREFIX from process.env: pin them.
     this.nv.token = undefined;
     this.nv.namespace = conn.namespace;
@@ -162,7 +162,7 @@ export class VaultClient {
   private async once(method: string, vaultPath: string, run: () => Promise<unknown>): Promise<VaultResponse> {
     try {
       const res = await run();
-      return (res === "" || res === undefined || res === null ? {} : res) as VaultResponse;
+      return (res === "" || res === undefined || res === null ? {} : res);
     } catch (e) {
       if (e instanceof VrError) throw e;
       const name = requestName(method, `/v1/${vaultPath}`, "");

@@ -17,7 +17,7 @@ export interface SourceData {
   version?: number;
 }
 
-export async function detectKvVersion(client: VaultClient, mount: string): Promise<1 | 2> {
+async function detectKvVersion(client: VaultClient, mount: string): Promise<1 | 2> {
   try {
     const res = await client.read(`sys/internal/ui/mounts/${mount}`);
     const opts = res.data?.options as { version?: unknown } | null | undefined;
@@ -70,7 +70,7 @@ export function kvContext(sources: Iterable<SourceSpec>): KvContext {
 export async function readSource(client: VaultClient, spec: StaticSource, state: State, kv: KvContext): Promise<SourceData> {
   if (spec.type === "read") {
     const res = await client.read(spec.path);
-    return { data: (res.data ?? {}) as Record<string, unknown>, path: spec.path };
+    return { data: (res.data ?? {}), path: spec.path };
   }
   let v: 1 | 2 | undefined = kvVersionFor(spec, kv.settled) ?? state.mounts[spec.mount];
   if (v === undefined) {
@@ -87,7 +87,7 @@ export async function readSource(client: VaultClient, spec: StaticSource, state:
   }
   if (v === 1) {
     const res = await client.read(`${spec.mount}/${spec.path}`);
-    return { data: (res.data ?? {}) as Record<string, unknown>, path: `${spec.mount}/${spec.path}` };
+    return { data: (res.data ?? {}), path: `${spec.mount}/${spec.path}` };
   }
   const query = spec.version !== undefined ? { version: String(spec.version) } : undefined;
   const res = await client.read(`${spec.mount}/data/${spec.path}`, { query });

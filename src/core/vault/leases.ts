@@ -139,7 +139,7 @@ export async function resolveLease(
   if (!res.lease_id) {
     throw new VrError("RENDER", `read ${spec.path}: the answer carries no lease; use a "kv" or "read" source for it`);
   }
-  const data = (res.data ?? {}) as Record<string, unknown>;
+  const data = (res.data ?? {});
   const now = ctx.now();
   const duration = Number(res.lease_duration ?? 0);
   const owner = ctx.token ? { tokenId: ctx.token.id, tokenAccessor: ctx.token.accessor, tokenExpiresAt: ctx.token.goneBy } : {};

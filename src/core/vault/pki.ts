@@ -26,7 +26,7 @@ export interface PkiSet {
   chain: string;
 }
 
-export function pkiRequestBody(o: PkiOutput): Record<string, unknown> {
+function pkiRequestBody(o: PkiOutput): Record<string, unknown> {
   const body: Record<string, unknown> = { common_name: o.commonName, format: "pem" };
   if (o.altNames?.length) body.alt_names = o.altNames.join(",");
   if (o.ipSans?.length) body.ip_sans = o.ipSans.join(",");
@@ -122,7 +122,7 @@ export async function issueSet(client: VaultClient, o: PkiOutput): Promise<PkiSe
   if (!leaf.checkIssued(issuer) || !leaf.verify(issuer.publicKey)) {
     throw new VrError("RENDER", `${o.dir}: the certificate from ${where} is not signed by the issuing CA it came with; the last good set was kept`);
   }
-  const chain = Array.isArray(d.ca_chain) && d.ca_chain.every((c) => typeof c === "string") && d.ca_chain.length > 0 ? (d.ca_chain as string[]) : [d.issuing_ca];
+  const chain = Array.isArray(d.ca_chain) && d.ca_chain.every((c) => typeof c === "string") && d.ca_chain.length > 0 ? (d.ca_chain) : [d.issuing_ca];
   const chainPem = chain.map(pemBlock).join("");
   const parts = pkiFiles(o);
   const files: Partial<Record<PkiPart, Buffer>> = {};

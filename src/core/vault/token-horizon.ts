@@ -27,7 +27,7 @@ export interface CurrentToken {
   loggedIn: boolean;
 }
 
-export function tokenId(hmacKey: Buffer, token: string): string {
+function tokenId(hmacKey: Buffer, token: string): string {
   return keyedHash(hmacKey, `token\0${token}`);
 }
 

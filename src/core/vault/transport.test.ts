@@ -76,8 +76,9 @@ function transport(over: Partial<TransportOptions> = {}) {
     timeoutMs: 2000 * SCALE,
     retries: 2,
     concurrency: 4,
-    sleep: async (ms) => {
+    sleep: (ms) => {
       waits.push(ms);
+      return Promise.resolve();
     },
     random: () => 0.5,
     ...over,

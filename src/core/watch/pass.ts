@@ -9,7 +9,6 @@ import { isPki } from "../layout/outputs.js";
 import type { Logger } from "../support/log.js";
 import type { Redactor } from "../support/redact.js";
 import { thresholdMs } from "../vault/leases.js";
-import type { LeaseSpec } from "../vault/leases.js";
 import type { State } from "../state/state.js";
 import type { RunOptions } from "../run/context.js";
 import { openRun, prepareAgentDir } from "../run/context.js";
@@ -28,11 +27,11 @@ export async function loadPrepared(file: string, env: Env, redactor: Redactor, l
 }
 
 /** The lifecycle times' inputs from a pass's state: the token, each lease the layout still has, each certificate set. */
-export function lifecycleInputs(l: ResolvedLayout, state: State, tokenTtlSec: number, passAt: number): LifecycleInputs {
+function lifecycleInputs(l: ResolvedLayout, state: State, tokenTtlSec: number, passAt: number): LifecycleInputs {
   const leases: Array<{ expiresAt: number; thresholdMs: number }> = [];
   for (const [name, rec] of Object.entries(state.leases)) {
     const spec = l.sources.get(name);
-    if (spec?.type === "lease") leases.push({ expiresAt: rec.expiresAt, thresholdMs: thresholdMs(spec as LeaseSpec, rec.duration) });
+    if (spec?.type === "lease") leases.push({ expiresAt: rec.expiresAt, thresholdMs: thresholdMs(spec, rec.duration) });
   }
   const certificates: LifecycleInputs["certificates"][number][] = [];
   for (const o of l.outputs) {

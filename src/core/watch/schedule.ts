@@ -74,7 +74,7 @@ export function retryDelay(n: number, cfg: Pick<ScheduleConfig, "maxBackoffMs" |
 }
 
 /** Whether a trigger arriving at `now` is worth waking the loop for (not during a backoff, unless forced). */
-export function wakes(s: Schedule, now: number): boolean {
+function wakes(s: Schedule, now: number): boolean {
   return s.forceNow || now >= s.notBefore;
 }
 

@@ -6,7 +6,7 @@ import type { State } from "../state.js";
 import { clone, listKeys, trimSlashes } from "../util.js";
 
 export function genericOp(s: State, ctx: Ctx, p: string, g: GenericEntry, mount: Mount | undefined): Result {
-  const mountType = g.opts.mountType ?? mount?.type ?? (p.split("/")[0] as string);
+  const mountType = g.opts.mountType ?? mount?.type ?? p.split("/", 1)[0] ?? p;
   switch (ctx.op) {
     case "read":
     case "write":
