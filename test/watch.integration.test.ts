@@ -180,6 +180,9 @@ describe("watch", () => {
     const t = await tree();
     const w = startWatch(t);
     await until("first pass", () => passes(w) >= 1);
+    // The summary is logged under the lock: wait for the first pass to release it, so the lock
+    // seen below is the next pass's.
+    await until("first pass released the lock", async () => stat(path.join(t.agentDir, "lock")).then(() => false, () => true));
     t.double.setLatency(400);
     t.double.kvPut("secret", "app", { password: "two" });
     const l = baseLayout();
