@@ -82,7 +82,10 @@ async function handleRequest(s: State, req: http.IncomingMessage, res: http.Serv
   const fault = takeFault(s, method, path);
   let extraHeaders: Record<string, string> | undefined;
   if (fault) {
-    if (fault.latencyMs) await sleep(fault.latencyMs);
+    if (fault.latencyMs) {
+      s.latencyWaits.push(fault.latencyMs);
+      await sleep(fault.latencyMs);
+    }
     if (fault.drop) {
       await globalLatency(s);
       req.socket.destroy();
@@ -120,7 +123,10 @@ async function handleRequest(s: State, req: http.IncomingMessage, res: http.Serv
 }
 
 async function globalLatency(s: State): Promise<void> {
-  if (s.latencyMs > 0) await sleep(s.latencyMs);
+  if (s.latencyMs > 0) {
+    s.latencyWaits.push(s.latencyMs);
+    await sleep(s.latencyMs);
+  }
 }
 
 async function send(

@@ -298,6 +298,8 @@ function genKey(type: KeyType, bits: number): Promise<KeyPair> {
 export class KeyPool {
   private readonly pools = new Map<string, Promise<KeyPair>[]>();
   private stopped = false;
+  /** Keys handed out from the pool vs generated on the request path (what tests assert on, never time). */
+  readonly stats = { fromPool: 0, onDemand: 0 };
   constructor(private readonly size = 2) {}
 
   private spawn(type: KeyType, bits: number): Promise<KeyPair> {
@@ -316,7 +318,10 @@ export class KeyPool {
 
   take(type: KeyType, bits: number): Promise<KeyPair> {
     const q = this.pools.get(`${type}/${bits}`);
-    const p = q?.shift() ?? genKey(type, bits);
+    const pooled = q?.shift();
+    if (pooled) this.stats.fromPool++;
+    else this.stats.onDemand++;
+    const p = pooled ?? genKey(type, bits);
     this.warm(type, bits);
     return p;
   }

@@ -20,6 +20,8 @@ export class State {
   rootToken = "";
 
   latencyMs = 0;
+  /** Every latency the double slept before answering (global or a fault's), in ms, in order: what tests assert on, never elapsed time. */
+  readonly latencyWaits: number[] = [];
   sealed = false;
   initialized = true;
   standby = false;

@@ -296,6 +296,14 @@ export class VaultDouble {
   setLatency(ms: number): void {
     this.s.latencyMs = Math.max(0, ms);
   }
+  /** Every latency slept before an answer (global or a fault's), in ms, in order. */
+  latencyWaits(): number[] {
+    return [...this.s.latencyWaits];
+  }
+  /** Leaf keys taken from the background pool vs generated on the request path. */
+  keyPoolStats(): { fromPool: number; onDemand: number } {
+    return { ...this.s.keyPool.stats };
+  }
 
   clearRequests(): void {
     this.requests.length = 0;

@@ -11,11 +11,11 @@ import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { scaled } from "../../../test/support/scale.js";
 import { failure } from "./test-support.js";
 import { requestName, Transport } from "./transport.js";
 import type { TransportOptions } from "./transport.js";
 
-const SCALE = Number(process.env.TEST_TIME_SCALE) || 1;
 
 interface Seen {
   method: string;
@@ -73,7 +73,7 @@ function transport(over: Partial<TransportOptions> = {}) {
   const t = new Transport({
     address: "the test server",
     rejectUnauthorized: true,
-    timeoutMs: 2000 * SCALE,
+    timeoutMs: scaled(2000),
     retries: 2,
     concurrency: 4,
     sleep: (ms) => {
@@ -198,7 +198,7 @@ describe("TLS", () => {
     openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
     const r = (f: string) => readFileSync(path.join(dir, f));
     tlsFiles = { cert: r("server.pem").toString(), key: r("server.key").toString(), ca: r("ca.pem"), otherCa: r("other.pem") };
-  }, 30_000 * SCALE);
+  }, scaled(30_000));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("verifies against the given CA and server name; refuses another CA or name before sending anything", async () => {
@@ -232,7 +232,7 @@ describe("TLS", () => {
 describe("timeouts and dropped connections", () => {
   it("a server that never answers times out (may have been sent); a side effect is not replayed, a read is", async () => {
     const s = await serve(() => undefined);
-    const { t } = transport({ timeoutMs: 200 * SCALE });
+    const { t } = transport({ timeoutMs: scaled(200) });
     const e = await failure(call(t, `${s.url}/v1/database/creds/app`, {}, { sideEffect: true }));
     expect(e.kind).toBe("timeout");
     expect(e.notSent).toBe(false);
@@ -278,7 +278,7 @@ describe("timeouts and dropped connections", () => {
     const t2 = new Transport({
       address: "a",
       rejectUnauthorized: true,
-      timeoutMs: 2000 * SCALE,
+      timeoutMs: scaled(2000),
       retries: 2,
       concurrency: 1,
       random: () => 0.5,
