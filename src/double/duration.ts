@@ -39,3 +39,16 @@ export function parseDurationSecond(v: unknown): number {
   }
   return Math.trunc(m[1] === "-" ? -total : total);
 }
+
+/**
+ * A renewal's `increment` field (token renew-self and sys/leases/renew): seconds, 0 when absent or
+ * empty; a value Vault cannot decode is its 400 text, returned as `{ error }`.
+ */
+export function parseIncrement(v: unknown): { seconds: number } | { error: string } {
+  if (v === undefined || v === null || v === "") return { seconds: 0 };
+  try {
+    return { seconds: parseDurationSecond(v) };
+  } catch (e) {
+    return { error: `error converting input for field "increment": ${(e as Error).message}` };
+  }
+}

@@ -1,5 +1,5 @@
 /** sys/ endpoints: health, policies, leases, the KV preflight (internal/ui/mounts) and wrapping. */
-import { parseDurationSecond } from "./duration.js";
+import { parseIncrement } from "./duration.js";
 import { leaseLive, renewLease } from "./model/leases.js";
 import { findMount } from "./model/mounts.js";
 import { DEFAULT_POLICY_HCL, aclFor, addPolicy } from "./model/policies.js";
@@ -120,14 +120,9 @@ export function sys(s: State, ctx: Ctx, rest: string): Result {
     const leaseId = weakString(body["lease_id"]) || rest.replace(/^(leases\/)?renew\/?/, "");
     if (!leaseId) return err(400, "lease_id must be specified");
     if (s.tokens.has(leaseId)) return err(400, "tokens cannot be renewed through this endpoint");
-    let inc = 0;
-    if (body["increment"] !== undefined && body["increment"] !== null && body["increment"] !== "") {
-      try {
-        inc = parseDurationSecond(body["increment"]);
-      } catch (e) {
-        return err(400, `error converting input for field "increment": ${(e as Error).message}`);
-      }
-    }
+    const parsed = parseIncrement(body["increment"]);
+    if ("error" in parsed) return err(400, parsed.error);
+    const inc = parsed.seconds;
     const e = s.leases.get(leaseId);
     if (e) return renewLease(s, e, inc);
     const g = [...s.generic.values()].find((x) => x.opts.leaseId === leaseId);

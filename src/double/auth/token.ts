@@ -1,5 +1,5 @@
 /** The token auth backend (auth/token/): lookup, renew, revoke and create. */
-import { goDuration, parseDurationSecond } from "../duration.js";
+import { goDuration, parseDurationSecond, parseIncrement } from "../duration.js";
 import { liveToken, newToken, remainingTtl, revokeToken } from "../model/tokens.js";
 import type { TokenEntry } from "../model/types.js";
 import { ME_INVALID_TOKEN, ME_UNSUPPORTED_OP, ME_UNSUPPORTED_PATH, NO_CONTENT, err, ok } from "../result.js";
@@ -129,14 +129,9 @@ export function tokenBackend(s: State, ctx: Ctx, rest: string): Result {
 
 function renewToken(s: State, t: TokenEntry, body: Obj): Result {
   if (!t.renewable || t.expireAtMs === null || t.type === "batch") return err(400, "lease is not renewable");
-  let inc = 0;
-  if (body["increment"] !== undefined && body["increment"] !== null && body["increment"] !== "") {
-    try {
-      inc = parseDurationSecond(body["increment"]);
-    } catch (e) {
-      return err(400, `error converting input for field "increment": ${(e as Error).message}`);
-    }
-  }
+  const parsed = parseIncrement(body["increment"]);
+  if ("error" in parsed) return err(400, parsed.error);
+  let inc = parsed.seconds;
   if (inc <= 0) inc = t.creationTtl;
   // A periodic token is renewed to its period, whatever the increment (CalculateTTL).
   if (t.period > 0) inc = t.period;
