@@ -45,8 +45,18 @@ export default tseslint.config(
             "fchmod", "fchmodSync", "lchmod", "chown", "chownSync", "fchown", "lchown", "symlink", "symlinkSync",
             "link", "linkSync", "copyFile", "copyFileSync", "cp", "cpSync", "truncate", "truncateSync", "ftruncate",
             "ftruncateSync", "utimes", "utimesSync", "futimes", "lutimes", "createWriteStream", "write", "writeSync",
+            "promises",
           ],
           message: "File-system mutations live in src/core/fs/ (DESIGN.md).",
+        })),
+      ],
+      // Named imports only, so the list above sees every function taken from node:fs. (Reads that
+      // open a file, open/openSync, stay allowed; their flags are read-only by review, not by lint.)
+      "no-restricted-syntax": [
+        "error",
+        ...["ImportNamespaceSpecifier", "ImportDefaultSpecifier"].map((kind) => ({
+          selector: `ImportDeclaration[source.value=/^(node:)?fs(\\u002Fpromises)?$/] > ${kind}`,
+          message: "Import node:fs functions by name (file-system mutations live in src/core/fs/).",
         })),
       ],
     },

@@ -142,6 +142,10 @@ describe("watch", () => {
     // Recovered on its own: the next retry after the unseal, within the (scaled) limit.
     await until("recovered", async () => (await read(t, "app.env")) === "DB_PASSWORD='two'\n", 10_000);
     expect(w.stderr()).toMatch(/keeping the last good files, retrying in/);
+    // The backoff honoured its cap (--max-backoff 2s, jitter at most +20%) at every failure.
+    const retries = w.lines.filter((l) => typeof l.msg === "string" && l.msg.startsWith("pass failed")).map((l) => l.retryInMs);
+    expect(retries.length).toBeGreaterThan(0);
+    for (const ms of retries) expect(ms).toBeLessThanOrEqual(2000 * 1.2);
     w.child.kill("SIGTERM");
     expect((await w.exited).code).toBe(0);
   });

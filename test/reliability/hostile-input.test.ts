@@ -11,7 +11,7 @@ import { VrError } from "../../src/core/support/errors.js";
 import { resolveLayoutText } from "../../src/core/layout/load.js";
 import { baseLayout, makeTree } from "../helpers.js";
 import type { Tree } from "../helpers.js";
-import { STACK_RE, budget, rng, size } from "./support.js";
+import { STACK_RE, budget, rng, scaled, size } from "./support.js";
 
 let trees: Tree[] = [];
 afterEach(async () => {
@@ -276,7 +276,7 @@ describe("hostile values", () => {
       expect(l).toMatch(/^vault-render: error: env\/[a-z-]+\/\d+\.env: /);
       for (const c of corpus) if (c.value.length >= 6) expect(l).not.toContain(c.value);
     }
-  }, 30_000);
+  }, scaled(30_000));
 
   it("a 10 MB secret: written byte-exact as raw, refused by name in a portable .env; binary values via base64", async () => {
     const t = await tree();
@@ -306,7 +306,7 @@ describe("hostile values", () => {
     await expect(stat(path.join(t.publicDir, "bad.bin"))).rejects.toThrow(/ENOENT/);
     expect(r.stderr.length).toBeLessThan(2000);
     expect(r.stderr).not.toMatch(STACK_RE);
-  }, 30_000);
+  }, scaled(30_000));
 
   it("key names that are not valid env names fail the .env output by name; json and templates carry them", async () => {
     const t = await tree();
@@ -332,5 +332,5 @@ describe("hostile values", () => {
     const r2 = await t.run(["sync"]);
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/\$\.outputs\[0\]\.keys\["BAD-NAME"\]: the key does not match/);
-  }, 30_000);
+  }, scaled(30_000));
 });

@@ -10,7 +10,7 @@ import { startVaultDouble } from "../../src/double/vault-double.js";
 import type { VaultDouble } from "../../src/double/vault-double.js";
 import { baseLayout, makeTree } from "../helpers.js";
 import type { Tree } from "../helpers.js";
-import { STACK_RE } from "./support.js";
+import { STACK_RE, scaled } from "./support.js";
 
 let dir = "";
 let double: VaultDouble;
@@ -33,7 +33,7 @@ beforeAll(async () => {
   double = await startVaultDouble({ tls: { cert: await readFile(path.join(dir, "server.pem"), "utf8"), key: await readFile(path.join(dir, "server.key"), "utf8") } });
   t = await makeTree({ double, mode: "in-process" });
   t.double.kvPut("secret", "app", { password: "tls-secret" });
-}, 30_000);
+}, scaled(30_000));
 afterAll(async () => {
   await t?.cleanup();
   await double?.close();

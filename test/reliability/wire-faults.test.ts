@@ -10,7 +10,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { PKI_LEASE_RULES, baseLayout, makeTree, snapshot } from "../helpers.js";
 import type { Tree } from "../helpers.js";
-import { STACK_RE } from "./support.js";
+import { STACK_RE, scaled } from "./support.js";
 
 const POLICY = `
 path "secret/data/*" { capabilities = ["read"] }
@@ -99,7 +99,7 @@ describe("a connection dropped after Vault processed a request with a side effec
     }
     t.double.clearFaults();
     expect((await t.run(["sync"])).code).toBe(0);
-  }, 30_000);
+  }, scaled(30_000));
 
   it("pki issue: one certificate issued, none written; the next run issues and writes one", async () => {
     const t = await tree();

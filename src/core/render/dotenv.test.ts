@@ -1,6 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
 import { VrError } from "../support/errors.js";
+import { scaled } from "../../../test/support/scale.js";
 import {
   DOTENV_DIALECTS,
   MAX_ENV_STRING_BYTES,
@@ -173,7 +174,7 @@ beforeAll(async () => {
     read[c] = all[c].slice(0, encoded.length);
     forcedRead[c] = all[c].slice(encoded.length);
   }
-}, 60_000);
+}, scaled(60_000));
 
 describe("python-dotenv availability", () => {
   it("python3 can import dotenv (the round-trip tests need it; they fail rather than skip)", () => {

@@ -10,6 +10,7 @@ import { startVaultDouble } from "../../double/vault-double.js";
 import type { VaultDouble } from "../../double/vault-double.js";
 import { Redactor } from "../support/redact.js";
 import { VaultClient } from "./client.js";
+import { scaled } from "../../../test/support/scale.js";
 import { failure } from "./test-support.js";
 
 let doubles: VaultDouble[] = [];
@@ -73,7 +74,7 @@ describe("requests with a side effect", () => {
       expect({ f, retryable: e.retryable, count: d.countRequests({ path: "database/creds/app" }) }).toEqual({ f, retryable: true, count: 1 });
       c.close();
     }
-  }, 20_000);
+  }, scaled(20_000));
 
   it("are retried when the connection was refused (the request cannot have reached Vault)", async () => {
     const port = await freePort();
