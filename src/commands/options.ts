@@ -44,6 +44,8 @@ export const syncOptions = z.object({
   hooks: z.boolean(),
   runHooks: flag,
   lockTimeout: duration("--lock-timeout"),
+  json: flag,
+  metricsFile: z.optional(z.string()),
 });
 
 export const rotateOptions = z.object({
