@@ -80,6 +80,7 @@ export const watchOptions = z.object({
   healInterval: duration("--heal-interval", { positive: true }),
   debounce: duration("--debounce"),
   hooks: z.boolean(),
+  metricsFile: z.optional(z.string()),
 });
 
 /**

@@ -46,7 +46,7 @@ export interface RunOptions {
   observer?: RunObserver;
 }
 
-export interface RunObserver {
+interface RunObserver {
   layout?: (layout: ResolvedLayout) => void;
   client?: (client: VaultClient) => void;
 }

@@ -5,9 +5,9 @@
  * timestamps (the textfile collector refuses them). Pure: text in memory, no I/O.
  */
 
-export type MetricType = "gauge" | "counter" | "untyped";
+type MetricType = "gauge" | "counter" | "untyped";
 
-export interface Sample {
+interface Sample {
   labels?: Record<string, string>;
   value: number;
 }

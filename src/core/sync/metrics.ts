@@ -42,7 +42,7 @@ function outputSamples(layout: ResolvedLayout, state: State, results: OutputResu
 }
 
 /** The metric families of one run. */
-export function runMetrics(layout: ResolvedLayout, state: State, run: RunFacts): MetricFamily[] {
+function runMetrics(layout: ResolvedLayout, state: State, run: RunFacts): MetricFamily[] {
   const { status, bytes } = outputSamples(layout, state, run.results);
   const certs: MetricFamily["samples"] = [];
   for (const o of layout.outputs) {

@@ -20,7 +20,7 @@ export interface SyncOutcome {
   facts: RunFacts;
   result?: SyncResult;
   /** What ended the run before its result (rethrown by the command, so the entry point reports it). */
-  error?: unknown;
+  error?: Error;
 }
 
 export interface ReportedSyncOptions extends RunOptions {
@@ -56,7 +56,7 @@ export async function runSyncReported(opts: ReportedSyncOptions): Promise<SyncOu
   } catch (e) {
     const facts: RunFacts = { startedAt, endedAt: opts.clock.now(), exit: isVrError(e) ? e.exit : ExitCode.Failed };
     if (requests) facts.requests = requests();
-    outcome = { error: e, facts };
+    outcome = { error: e instanceof Error ? e : new Error(String(e)), facts };
   }
   if (opts.metricsFile !== undefined) await writeRunMetrics(opts, opts.metricsFile, layout, outcome.facts);
   return outcome;
