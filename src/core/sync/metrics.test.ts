@@ -7,7 +7,7 @@ import { renderRunMetrics } from "./metrics.js";
 const layout = {
   outputs: [
     { file: "app.env", format: "env", keys: {} },
-    { format: "pki", dir: "certs/web/", files: { ca: null } },
+    { format: "pki", dir: "certs/web", files: { ca: null } },
   ],
   sources: new Map([
     ["app", { type: "kv" }],

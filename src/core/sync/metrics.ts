@@ -3,9 +3,8 @@
  * node_exporter's textfile collector. Pure: the run's outcome, the layout and the state in, text
  * out (the atomic write is fs/metrics-file.ts). Names, file paths and times only, never a value.
  */
-import path from "node:path";
 import type { ResolvedLayout } from "../layout/load.js";
-import { isPki, outputFiles } from "../layout/outputs.js";
+import { isPki, outputFiles, outputId } from "../layout/outputs.js";
 import type { State } from "../state/state.js";
 import type { MetricFamily } from "../support/prom.js";
 import { renderExposition } from "../support/prom.js";
@@ -47,7 +46,7 @@ function runMetrics(layout: ResolvedLayout, state: State, run: RunFacts): Metric
   const certs: MetricFamily["samples"] = [];
   for (const o of layout.outputs) {
     if (!isPki(o)) continue;
-    const dir = path.posix.normalize(o.dir);
+    const dir = outputId(o);
     const p = state.pki[dir];
     if (p) certs.push({ labels: { dir }, value: seconds(p.notAfter) });
   }
