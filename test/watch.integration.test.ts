@@ -170,6 +170,28 @@ describe("watch", () => {
     expect(state.lastSuccessAt >= beforeManual).toBe(true);
   });
 
+  it("--metrics-file: written after each pass, a failed one too (Vault sealed: exit code 3, output status 0), 0644, no temp left", async () => {
+    const t = await tree();
+    const prom = path.join(t.dir, "vault_render.prom");
+    const w = startWatch(t, ["--interval", "1s", "--metrics-file", prom]);
+    const metric = async (name: string) => {
+      const text = await readFile(prom, "utf8").catch(() => "");
+      const m = new RegExp(`^${name.replace(/[{}"]/g, "\\$&")} (\\S+)$`, "m").exec(text);
+      return m ? Number(m[1]) : undefined;
+    };
+    await until("metrics of a good pass", async () => (await metric('vault_render_output_status{file="app.env"}')) === 1);
+    expect(await metric("vault_render_last_run_exit_code")).toBe(0);
+    expect((await stat(prom)).mode & 0o777).toBe(0o644);
+    const success = await metric("vault_render_last_success_timestamp_seconds");
+    t.double.seal();
+    await until("metrics of a failed pass", async () => (await metric("vault_render_last_run_exit_code")) === 3, 10_000);
+    expect(await metric('vault_render_output_status{file="app.env"}')).toBe(0);
+    expect(await metric("vault_render_last_success_timestamp_seconds")).toBe(success);
+    expect((await readdir(t.dir)).filter((n) => n.includes(".vault-render.tmp-"))).toEqual([]);
+    w.child.kill("SIGTERM");
+    expect((await w.exited).code).toBe(0);
+  });
+
   it("logs one JSON line per pass with counts when not on a TTY", async () => {
     const t = await tree();
     const w = startWatch(t);

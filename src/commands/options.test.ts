@@ -17,7 +17,7 @@ describe("command option schemas", () => {
   it("give typed options: absent flags false, durations in ms", () => {
     expect(parseOptions(globalOptions, g)).toEqual({ layout: "vault-layout.json", verbose: false, debug: false });
     expect(parseOptions(syncOptions, { ...g, hooks: false, lockTimeout: "1m30s", logFormat: "json" })).toEqual({
-      ...g, verbose: false, debug: false, logFormat: "json", dryRun: false, hooks: false, runHooks: false, lockTimeout: 90_000,
+      ...g, verbose: false, debug: false, logFormat: "json", dryRun: false, hooks: false, runHooks: false, lockTimeout: 90_000, json: false,
     });
     const r = parseOptions(rotateOptions, { ...g, targets: ["a.env"], secretId: true, hooks: true, lockTimeout: "30s" });
     expect(r).toMatchObject({ targets: ["a.env"], secretId: true, dryRun: false, lockTimeout: 30_000 });

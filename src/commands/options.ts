@@ -44,6 +44,8 @@ export const syncOptions = z.object({
   hooks: z.boolean(),
   runHooks: flag,
   lockTimeout: duration("--lock-timeout"),
+  json: flag,
+  metricsFile: z.optional(z.string()),
 });
 
 export const rotateOptions = z.object({
@@ -78,6 +80,7 @@ export const watchOptions = z.object({
   healInterval: duration("--heal-interval", { positive: true }),
   debounce: duration("--debounce"),
   hooks: z.boolean(),
+  metricsFile: z.optional(z.string()),
 });
 
 /**

@@ -13,6 +13,7 @@ export function registerWatch(program: Command, ctx: CommandContext): void {
     .option("--debounce <duration>", "wait for file events to settle", "300ms")
     .option("--no-hooks", "leave hooks pending instead of running them")
     .option("--lock-timeout <duration>", "how long a pass waits for another run's lock", "30s")
+    .option("--metrics-file <path>", "write Prometheus metrics for node_exporter's textfile collector after each pass (atomic, 0644)")
     .action(async (_opts: unknown, cmd: Command) => {
       // Every duration is checked before anything starts.
       const { parseOptions, watchOptions } = await import("./options.js");
@@ -38,6 +39,7 @@ export function registerWatch(program: Command, ctx: CommandContext): void {
         noHooks: !g.hooks,
         ...durations,
         ...(firstBackoffMs ? { firstBackoffMs } : {}),
+        ...(g.metricsFile !== undefined ? { metricsFile: g.metricsFile } : {}),
         watchFiles,
       });
       const stop = () => watcher.stop();

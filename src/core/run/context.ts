@@ -42,6 +42,13 @@ export interface RunOptions {
   runHooks?: boolean;
   /** Aborted to stop waiting for the lock (watch being stopped). */
   signal?: AbortSignal;
+  /** Told what the run opens as it opens it, so a run that fails part-way can still be reported (sync --json, --metrics-file). */
+  observer?: RunObserver;
+}
+
+interface RunObserver {
+  layout?: (layout: ResolvedLayout) => void;
+  client?: (client: VaultClient) => void;
 }
 
 /** One authenticated run over one layout (under the lock, unless it writes nothing). */
@@ -86,6 +93,7 @@ export async function prepareAgentDir(layout: ResolvedLayout, log: Logger, readO
 async function loadForRun(opts: RunOptions): Promise<ResolvedLayout> {
   const layout = await loadLayout(opts.layoutFile, opts.env, opts.dryRun ? "read" : "write");
   opts.redactor.setPublicText(layout.text);
+  opts.observer?.layout?.(layout);
   if (layout.vault.skipVerify && layout.vault.address.startsWith("https:")) {
     opts.log.warn({ address: layout.vault.address }, "TLS verification of Vault is DISABLED (skip-verify): anyone on the path can read the secrets");
   }
@@ -108,6 +116,7 @@ export async function openRun(layout: ResolvedLayout, opts: RunOptions, readOnly
     onRetry: (i) => opts.log.info({ path: i.path, attempt: i.attempt, waitMs: i.waitMs }, `${i.reason}; retry ${i.attempt} in ${i.waitMs} ms`),
     redact: (text) => opts.redactor.redact(text),
   });
+  opts.observer?.client?.(client);
   const save = () => store.save(state);
   const authCtx: AuthContext = { layout, client, log: opts.log, redactor: opts.redactor, state, hmacKey, saveState: save, readOnly, now: opts.clock.now };
   // `check` reports the AppRole files itself (it writes nothing).

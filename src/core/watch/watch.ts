@@ -16,6 +16,8 @@ import { ExitCode, VrError, oneLine } from "../support/errors.js";
 import type { ResolvedLayout } from "../layout/load.js";
 import type { RunOptions } from "../run/context.js";
 import type { SyncResult } from "../sync/result.js";
+import type { RunFacts } from "../sync/metrics.js";
+import { writeRunMetrics } from "../sync/outcome.js";
 import type { Signatures } from "./heal.js";
 import { isManaged, needsHeal, recordSignatures } from "./heal.js";
 import { loadPrepared, lockedPass } from "./pass.js";
@@ -30,6 +32,8 @@ export type WatchFactory = (paths: string[], onEvent: (event: string, file: stri
 
 export interface WatchOptions extends Omit<RunOptions, "dryRun">, ScheduleConfig {
   watchFiles: WatchFactory;
+  /** Where to write Prometheus metrics after each pass (sync/metrics.ts). */
+  metricsFile?: string;
 }
 
 export class Watcher {
@@ -125,11 +129,13 @@ export class Watcher {
   private async pass(reason: Reason): Promise<SyncResult | null> {
     const l = this.layout as ResolvedLayout;
     const opts: RunOptions = { ...this.opts, dryRun: false, signal: this.stopCtl.signal };
+    const startedAt = this.clock.now();
     try {
       const res = await lockedPass(l, opts, this.clock.now(), (lifecycle) => {
         this.s = sched.lifecycleScheduled(this.s, sched.lifecycleDue(lifecycle), this.clock.now(), () => this.clock.random(), this.opts);
       });
       this.passes++;
+      await this.metrics(l, { startedAt, endedAt: this.clock.now(), exit: res.exit, requests: res.requests, results: res.results });
       this.sigs = await recordSignatures(l);
       if (res.exit === ExitCode.Unavailable) this.fail(reason, "Vault unavailable for every source");
       else this.s = sched.passSucceeded(this.s);
@@ -140,9 +146,15 @@ export class Watcher {
         return null;
       }
       this.passes++;
+      await this.metrics(l, { startedAt, endedAt: this.clock.now(), exit: e instanceof VrError ? e.exit : ExitCode.Failed });
       this.fail(reason, oneLine(e));
       return null;
     }
+  }
+
+  /** After each pass, failed or not: the metrics file, when asked for. */
+  private async metrics(l: ResolvedLayout, facts: RunFacts): Promise<void> {
+    if (this.opts.metricsFile !== undefined) await writeRunMetrics(this.opts, this.opts.metricsFile, l, facts);
   }
 
   private fail(reason: Reason, msg: string): void {
