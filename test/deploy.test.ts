@@ -331,3 +331,67 @@ describe("deploy/docker", () => {
     expect(compose.networks).toEqual({ "docker-api": { internal: "true" } });
   });
 });
+
+/** The fenced blocks of one language in a doc. */
+function fenced(doc: string, lang: string): string[] {
+  const text = readFileSync(path.join(ROOT, "docs", doc), "utf8");
+  return [...text.matchAll(new RegExp("```" + lang + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1] as string);
+}
+
+const meaningful = (block: string) =>
+  block
+    .split("\n")
+    .map((l) => l.replace(/\s+#.*$/, "").trim())
+    .filter((l) => l && !l.startsWith("#") && !/^\[.+\]$/.test(l));
+
+describe("the docs' excerpts of deploy/", () => {
+  it.each([
+    ["watch.md", "vault-render-watch.service"],
+    ["operations.md", "vault-render-sync.service"],
+  ])("every unit line %s shows is in %s", (doc, unit) => {
+    const lines = new Set(meaningful(readFileSync(path.join(SYSTEMD, unit), "utf8")));
+    const shown = fenced(doc, "ini").flatMap(meaningful);
+    expect(shown.length).toBeGreaterThan(5);
+    expect(shown.filter((l) => !lines.has(l))).toEqual([]);
+  });
+
+  it("every compose line watch.md shows is in docker-compose.yml", () => {
+    const lines = new Set(meaningful(readFileSync(path.join(DOCKER, "docker-compose.yml"), "utf8")));
+    const shown = fenced("watch.md", "yaml").flatMap(meaningful);
+    expect(shown.length).toBeGreaterThan(5);
+    expect(shown.filter((l) => !lines.has(l))).toEqual([]);
+  });
+
+  it("the Docker hook watch.md shows (and the compose file quotes) is a valid layout hook that POSTs the consumer's kill?signal=HUP and fails on a refusal", async () => {
+    const [json] = fenced("watch.md", "json");
+    const { hookSchema } = await import("../src/core/layout/schema.js");
+    const hooks = (JSON.parse(`{${json as string}}`) as { hooks: Record<string, unknown> }).hooks;
+    const hook = hookSchema.parse(hooks["reload-app"]);
+    const script = (hook.command as string[]).at(-1) as string;
+    expect(readFileSync(path.join(DOCKER, "docker-compose.yml"), "utf8")).toContain(JSON.stringify(script));
+    const { createServer } = await import("node:http");
+    const seen: string[] = [];
+    let status = 204;
+    const server = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.writeHead(status).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const argv = (hook.command as string[]).map((a) => a.replace("http://docker-api:2375", `http://127.0.0.1:${port}`));
+      expect(argv[0]).toBe("node");
+      const run = () =>
+        new Promise<number | null>((resolve) => {
+          const c = spawn(process.execPath, argv.slice(1), { stdio: "ignore" });
+          c.on("exit", (code) => resolve(code));
+        });
+      expect(await run()).toBe(0);
+      status = 404;
+      expect(await run()).toBe(1);
+      expect(seen).toEqual(["POST /containers/app/kill?signal=HUP", "POST /containers/app/kill?signal=HUP"]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
