@@ -82,6 +82,13 @@ describe("deploy/systemd", () => {
       const files = [...UNITS, "vault-render-watch-credential.service"].map((u) => path.join(dir, u));
       const r = spawnSync("systemd-analyze", ["verify", "--man=no", ...files], { encoding: "utf8", env: { ...process.env, SYSTEMD_LOG_COLOR: "0" } });
       expect({ status: r.status, stderr: r.stderr, stdout: r.stdout }).toEqual({ status: 0, stderr: "", stdout: "" });
+      // systemd's own exposure score of the sandbox (0 = fully locked down, 10 = none); 1.7 today.
+      for (const u of ["vault-render-sync.service", "vault-render-watch.service"]) {
+        const sec = spawnSync("systemd-analyze", ["security", "--offline=yes", "--no-pager", path.join(dir, u)], { encoding: "utf8", env: { ...process.env, SYSTEMD_COLORS: "0" } });
+        const level = /Overall exposure level for \S+: ([\d.]+)/.exec(sec.stdout + sec.stderr)?.[1];
+        expect([u, Number(level)]).toEqual([u, expect.any(Number)]);
+        expect(Number(level)).toBeLessThanOrEqual(2);
+      }
       // The check is real: an unknown key is reported.
       await writeFile(path.join(dir, "bad.service"), "[Service]\nType=oneshot\nExecStart=/bin/true\nProtectSystem=sometimes\n");
       const bad = spawnSync("systemd-analyze", ["verify", "--man=no", path.join(dir, "bad.service")], { encoding: "utf8" });
