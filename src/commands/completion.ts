@@ -3,7 +3,7 @@ import type { CommandContext } from "./context.js";
 import type { CompletionOption, CompletionSpec } from "../core/completion/completion.js";
 
 /** The program's commands and options as commander holds them (the script is generated from these). */
-export function completionSpec(program: Command): CompletionSpec {
+function completionSpec(program: Command): CompletionSpec {
   const option = (o: Option): CompletionOption => ({
     long: o.long ?? o.flags,
     short: o.short,

@@ -17,12 +17,12 @@ export interface CompletionOption {
   description: string;
 }
 
-export interface CompletionArgument {
+interface CompletionArgument {
   name: string;
   choices?: readonly string[] | undefined;
 }
 
-export interface CompletionCommand {
+interface CompletionCommand {
   name: string;
   description: string;
   options: CompletionOption[];
@@ -35,8 +35,7 @@ export interface CompletionSpec {
   commands: CompletionCommand[];
 }
 
-export const SHELLS = ["bash", "zsh", "fish"] as const;
-export type Shell = (typeof SHELLS)[number];
+export type Shell = "bash" | "zsh" | "fish";
 
 type ValueKind = { kind: "choices"; words: readonly string[] } | { kind: "files" } | { kind: "dirs" } | { kind: "none" };
 

@@ -20,12 +20,12 @@ import { atomicWrite, DIR_MODE, FILE_MODE, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE }
 import { createNew, ensureDir, kindAt, setDirMode } from "../fs/create.js";
 import { setPrivateMode } from "../fs/private.js";
 
-export const LAYOUT_NAME = "vault-layout.json";
-export const SCHEMA_NAME = "vault-layout.schema.json";
+const LAYOUT_NAME = "vault-layout.json";
+const SCHEMA_NAME = "vault-layout.schema.json";
 const DEFAULT_ROLE = "vault-render";
 
 /** The AppRole's settings the printed `vault write auth/<mount>/role/<role>` uses. */
-export const ROLE_SETTINGS = { tokenTtl: "1h", tokenMaxTtl: "24h", secretIdTtl: "720h", wrapTtl: "24h" } as const;
+const ROLE_SETTINGS = { tokenTtl: "1h", tokenMaxTtl: "24h", secretIdTtl: "720h", wrapTtl: "24h" } as const;
 
 export interface InitOptions {
   /** The tree's directory (absolute or relative to the working directory). */
@@ -44,17 +44,17 @@ export interface InitOptions {
   plainSecretId?: boolean | undefined;
 }
 
-export interface InitEntry {
+interface InitEntry {
   /** Relative to the tree's directory; directories end in "/". */
   path: string;
   mode: string;
 }
 
-export interface InitFix extends InitEntry {
+interface InitFix extends InitEntry {
   from: string;
 }
 
-export interface InitCommand {
+interface InitCommand {
   purpose: string;
   command: string;
 }
@@ -84,7 +84,7 @@ const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 const MOUNT = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
 
 /** A role name from the directory's name (Vault lowercases policy names), or "vault-render". */
-export function roleFromDir(dir: string): string {
+function roleFromDir(dir: string): string {
   const base = path
     .basename(path.resolve(dir))
     .toLowerCase()
@@ -99,11 +99,11 @@ function usage(message: string, hint?: string): VrError {
 }
 
 /** A word for the shell: as it is when plain, else single-quoted. */
-export function shellWord(s: string): string {
+function shellWord(s: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-export function starterLayout(o: { role: string; mount: string; kvMount: string; vaultAddr?: string | undefined; wrapped: boolean }): Record<string, unknown> {
+function starterLayout(o: { role: string; mount: string; kvMount: string; vaultAddr?: string | undefined; wrapped: boolean }): Record<string, unknown> {
   return {
     $schema: `./${SCHEMA_NAME}`,
     version: 1,
