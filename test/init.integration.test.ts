@@ -38,6 +38,7 @@ describe("init", () => {
     const dir = path.join(await tempDir(), "My Lab");
     const res = await initJson([dir], "077");
     expect(res.role).toBe("my-lab");
+    expect(await mode(dir)).toBe(0o700);
     expect(await mode(path.join(dir, "public"))).toBe(0o755);
     expect(await mode(path.join(dir, "agent-only"))).toBe(0o700);
     expect(await mode(path.join(dir, "agent-only", "approle"))).toBe(0o700);
@@ -157,9 +158,11 @@ describe("init", () => {
       outputs: [{ file: "a.env", format: "env", from: ["a"] }],
     };
     await writeFile(path.join(dir, "vault-layout.json"), JSON.stringify(layout));
+    await chmod(dir, 0o755);
     const r = await runInProcess(["init", "--json", dir, "--role", "other"]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/exists: kept as it is/);
+    expect(r.stderr).toMatch(/is 0755: other local users can read/);
     const res = JSON.parse(r.stdout) as InitResult;
     expect(res.layoutKept).toBe(true);
     expect(res.role).toBe("svc");

@@ -268,12 +268,16 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
   const rootAt = await kindAt(root).catch(() => null);
   if (rootAt && rootAt.kind !== "dir" && rootAt.kind !== "symlink") throw new VrError("PATHS", `init: ${root} exists and is not a directory`, { exit: ExitCode.Environment });
   if (!rootAt) {
+    // 0700, as docs/operations.md advises: public/ files are 0644, so only the root keeps other
+    // local users out (Docker, as root, still bind-mounts public/).
     try {
-      await ensureDir(root, DIR_MODE);
-      rec.created.push({ path: "./", mode: octal(DIR_MODE) });
+      await ensureDir(root, PRIVATE_DIR_MODE);
+      rec.created.push({ path: "./", mode: octal(PRIVATE_DIR_MODE) });
     } catch (e) {
       throw fsError(e, root);
     }
+  } else if (rootAt.kind === "dir" && (rootAt.mode & 0o005) !== 0) {
+    rec.warnings.push(`${root} is ${octal(rootAt.mode)}: other local users can read the 0644 files in public/; consider \`chmod 700 ${shellWord(root)}\` (Docker still bind-mounts it)`);
   }
 
   // The schema file: init's own, rewritten when its bytes are stale (an older vault-render wrote it).
