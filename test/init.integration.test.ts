@@ -38,6 +38,11 @@ describe("init", () => {
     const dir = path.join(await tempDir(), "My Lab");
     const res = await initJson([dir], "077");
     expect(res.role).toBe("my-lab");
+    expect(Object.keys(res).sort()).toEqual(
+      ["version", "dir", "layout", "layoutKept", "role", "mount", "kvMount", "secretIdWrapped", "created", "kept", "fixed", "updated", "changed", "policy", "commands", "warnings"].sort(),
+    );
+    expect(res).toMatchObject({ version: 1, dir, layout: path.join(dir, "vault-layout.json"), layoutKept: false, mount: "approle", kvMount: "secret", secretIdWrapped: true, changed: true, warnings: [] });
+    for (const c of res.commands) expect(Object.keys(c).sort()).toEqual(["command", "purpose"]);
     expect(await mode(dir)).toBe(0o700);
     expect(await mode(path.join(dir, "public"))).toBe(0o755);
     expect(await mode(path.join(dir, "agent-only"))).toBe(0o700);

@@ -60,6 +60,8 @@ interface InitCommand {
 }
 
 export interface InitResult {
+  /** The --json document's version. */
+  version: 1;
   dir: string;
   layout: string;
   /** True when the layout was there before (then its paths, mount and role were used). */
@@ -333,6 +335,7 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
   const starterKv = layoutKept ? null : kvOpt;
   const commands = commandsFor({ layout, layoutFile, role, policy, starterKv, haveRoleId, haveSecretId });
   return {
+    version: 1,
     dir: root,
     layout: layoutFile,
     layoutKept,
