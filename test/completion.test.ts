@@ -102,10 +102,13 @@ describe("completion", () => {
     });
   });
 
-  it.skipIf(!has("zsh"))("zsh: the script parses (zsh -n) and carries every command and option", () => {
+  it.skipIf(!has("zsh"))("zsh: the script parses (zsh -n), registers with compdef and carries every command and option", () => {
     const r = spawnSync("zsh", ["-n", scripts.zsh ?? ""], { encoding: "utf8" });
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
+    // Sourced after compinit, it registers its function for vault-render.
+    const registered = execFileSync("zsh", ["-fc", 'autoload -Uz compinit && compinit -u -D; source "$1"; print -r -- ${_comps[vault-render]}', "zsh", scripts.zsh ?? ""], { encoding: "utf8" });
+    expect(registered.trim()).toBe("_vault_render");
     const text = execFileSync("cat", [scripts.zsh ?? ""], { encoding: "utf8" });
     for (const c of commands) {
       expect(text).toMatch(new RegExp(`^    '${c}:`, "m"));
