@@ -19,6 +19,8 @@ import { registerCheck } from "./commands/check.js";
 import { printStatus, registerStatus } from "./commands/status.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerWatch } from "./commands/watch.js";
+import { registerInit } from "./commands/init.js";
+import { registerCompletion } from "./commands/completion.js";
 
 const require = createRequire(import.meta.url);
 const { version } = require("../package.json") as { version: string };
@@ -30,7 +32,7 @@ const { version } = require("../package.json") as { version: string };
  * a plain `status` does not load commander either.
  */
 type LogModule = typeof LogModuleNs;
-const LOGLESS = new Set(["schema", "status"]);
+const LOGLESS = new Set(["schema", "status", "init", "completion"]);
 
 /**
  * What a run gets from the world it runs in. The bin passes the real process (processHost); tests
@@ -162,6 +164,8 @@ export async function main(argv: string[], host: Host): Promise<number> {
   registerWatch(program, ctx);
   registerSchema(program, ctx);
   registerPolicy(program, ctx);
+  registerInit(program, ctx);
+  registerCompletion(program, ctx);
 
   const debug = argv.includes("--debug");
   try {

@@ -96,3 +96,17 @@ export function parseOptions<S extends z.ZodMiniType>(schema: S, raw: unknown): 
   const name = issue.path.map((p) => `--${String(p).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(" ") || "options";
   throw new VrError("USAGE", `${name}: ${issue.message}`, { exit: ExitCode.Usage });
 }
+
+export const initOptions = z.object({
+  ...globalShape,
+  json: flag,
+  role: z.optional(z.string()),
+  mount: z.optional(z.string()),
+  kvMount: z.optional(z.string()),
+  vaultAddr: z.optional(z.string()),
+  roleIdFile: z.optional(z.string()),
+  secretIdFile: z.optional(z.string()),
+  plainSecretId: flag,
+});
+
+export const completionOptions = z.object({ ...globalShape, shell: z.enum(["bash", "zsh", "fish"]) });
