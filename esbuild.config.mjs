@@ -7,7 +7,7 @@
 // Also writes dist/vault-layout.schema.json (the exact bytes `vault-render schema` prints, generated
 // from the zod schema just compiled), so `schema` can print it without loading zod.
 //
-// `node esbuild.config.mjs --sea` (after the build above; `npm run build:binary`) builds instead the
+// `node esbuild.config.mjs --sea [--out <dir>]` (after the build above; `npm run build:binary`) builds instead the
 // main script of the single executable (scripts/build-binary.js): dist-bin/vault-render.cjs, the bin
 // shim and the whole CLI in one CommonJS file with no chunks, since Node 20's single executable runs
 // one CommonJS script whose require() reaches built-ins only.
@@ -120,7 +120,8 @@ async function buildSeaMain() {
       }));
     },
   };
-  const out = path.join(root, "dist-bin");
+  const at = process.argv.indexOf("--out");
+  const out = at > 0 && process.argv[at + 1] ? path.resolve(process.argv[at + 1]) : path.join(root, "dist-bin");
   mkdirSync(out, { recursive: true });
   await build({
     ...common,

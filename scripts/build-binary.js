@@ -11,7 +11,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const out = path.join(root, "dist-bin");
+// `--out <dir>` (the tests build into a temp dir); dist-bin/ (git-ignored) by default.
+const at = process.argv.indexOf("--out");
+const out = at > 0 && process.argv[at + 1] ? path.resolve(process.argv[at + 1]) : path.join(root, "dist-bin");
 const exe = path.join(out, "vault-render");
 const blob = path.join(out, "sea-prep.blob");
 const config = path.join(out, "sea-config.json");
@@ -23,7 +25,7 @@ function run(args) {
   if (r.status !== 0) throw new Error(`build-binary: node ${args.join(" ")} exited ${r.status ?? r.signal}`);
 }
 
-run([path.join(root, "esbuild.config.mjs"), "--sea"]);
+run([path.join(root, "esbuild.config.mjs"), "--sea", "--out", out]);
 writeFileSync(config, JSON.stringify({ main: path.join(out, "vault-render.cjs"), output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }, null, 2) + "\n");
 run(["--experimental-sea-config", config]);
 
@@ -36,4 +38,4 @@ const { inject } = require("postject");
 await inject(exe, "NODE_SEA_BLOB", readFileSync(blob), { sentinelFuse: FUSE });
 rmSync(blob, { force: true });
 rmSync(config, { force: true });
-process.stdout.write(`build-binary: ${path.relative(root, exe)} (${(statSync(exe).size / 1048576).toFixed(1)} MiB, node ${process.version})\n`);
+process.stdout.write(`build-binary: ${exe} (${(statSync(exe).size / 1048576).toFixed(1)} MiB, node ${process.version})\n`);
