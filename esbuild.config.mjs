@@ -6,8 +6,13 @@
 //
 // Also writes dist/vault-layout.schema.json (the exact bytes `vault-render schema` prints, generated
 // from the zod schema just compiled), so `schema` can print it without loading zod.
+//
+// `node esbuild.config.mjs --sea [--out <dir>]` (after the build above; `npm run build:binary`) builds instead the
+// main script of the single executable (scripts/build-binary.js): dist-bin/vault-render.cjs, the bin
+// shim and the whole CLI in one CommonJS file with no chunks, since Node 20's single executable runs
+// one CommonJS script whose require() reaches built-ins only.
 import { build } from "esbuild";
-import { rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -68,15 +73,9 @@ const trims = {
   },
 };
 
-rmSync(path.join(dist, "chunks"), { recursive: true, force: true });
-
-const result = await build({
-  entryPoints: { cli: path.join(root, "src/cli.ts") },
-  outdir: dist,
-  chunkNames: "chunks/[name]-[hash]",
+// The options both builds share.
+const common = {
   bundle: true,
-  splitting: true,
-  format: "esm",
   platform: "node",
   target: "node20",
   // Prefer the CommonJS build of dual packages: the one a CommonJS dependency's require() gets.
@@ -87,21 +86,80 @@ const result = await build({
   legalComments: "none",
   logLevel: "warning",
   plugins: [noAxios, trims],
-  metafile: true,
-  banner: {
-    // CommonJS dependencies inside an ESM bundle still call require() for node built-ins.
-    js: 'import { createRequire as __vrCreateRequire } from "node:module"; const require = __vrCreateRequire(import.meta.url);',
-  },
-  // dist/cli.js lives beside package.json's "../package.json" exactly as tsc's output did.
-  external: ["../package.json"],
-});
+};
 
-for (const [name, hits] of Object.entries(trimHits)) {
-  if (hits === 0) throw new Error(`esbuild.config.mjs: the bundle-time patch "${name}" found nothing to patch (a dependency changed); update or drop it`);
+function checkTrims() {
+  for (const [name, hits] of Object.entries(trimHits)) {
+    if (hits === 0) throw new Error(`esbuild.config.mjs: the bundle-time patch "${name}" found nothing to patch (a dependency changed); update or drop it`);
+  }
 }
-// The module graph, for the test that proves what the bundle does not contain.
-writeFileSync(path.join(dist, "bundle-inputs.json"), JSON.stringify(Object.keys(result.metafile.inputs).sort(), null, 2) + "\n");
 
-// The schema, from the zod schema tsc just compiled (byte-identical to `vault-render schema`).
-const { layoutJsonSchema } = await import(pathToFileURL(path.join(dist, "core/layout/schema.js")).href);
-writeFileSync(path.join(dist, "vault-layout.schema.json"), JSON.stringify(layoutJsonSchema(), null, 2) + "\n");
+if (process.argv.includes("--sea")) {
+  await buildSeaMain();
+} else {
+  await buildBundle();
+}
+
+/**
+ * The single executable's main script. The shim's `../dist/cli.js` is src/cli.ts itself, and
+ * src/build-info.ts (which reads package.json and the schema beside the bundle) becomes the two
+ * literals; `import.meta.url` (the layout memo's code identity, src/core/layout/load.ts) is the
+ * executable's own file, whose size and mtime any rebuild changes.
+ */
+async function buildSeaMain() {
+  const { version } = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
+  const schema = readFileSync(path.join(dist, "vault-layout.schema.json"), "utf8");
+  const seaSources = {
+    name: "sea-sources",
+    setup(b) {
+      b.onResolve({ filter: /^\.\.\/dist\/cli\.js$/ }, (args) => (/[\\/]bin[\\/]vault-render\.js$/.test(args.importer) ? { path: path.join(root, "src/cli.ts") } : undefined));
+      b.onResolve({ filter: /^\.\/build-info\.js$/ }, () => ({ path: "build-info", namespace: "vr-sea-build-info" }));
+      b.onLoad({ filter: /.*/, namespace: "vr-sea-build-info" }, () => ({
+        loader: "js",
+        contents: `export const version = ${JSON.stringify(version)};\nexport function precomputedSchema() { return ${JSON.stringify(schema)}; }\n`,
+      }));
+    },
+  };
+  const at = process.argv.indexOf("--out");
+  const out = at > 0 && process.argv[at + 1] ? path.resolve(process.argv[at + 1]) : path.join(root, "dist-bin");
+  mkdirSync(out, { recursive: true });
+  await build({
+    ...common,
+    entryPoints: [path.join(root, "bin/vault-render.js")],
+    outfile: path.join(out, "vault-render.cjs"),
+    format: "cjs",
+    splitting: false,
+    plugins: [seaSources, ...common.plugins],
+    define: { "import.meta.url": "__vrSelfUrl" },
+    banner: { js: 'const __vrSelfUrl = require("node:url").pathToFileURL(__filename).href;' },
+  });
+  checkTrims();
+}
+
+async function buildBundle() {
+  rmSync(path.join(dist, "chunks"), { recursive: true, force: true });
+
+  const result = await build({
+    entryPoints: { cli: path.join(root, "src/cli.ts") },
+    ...common,
+    outdir: dist,
+    chunkNames: "chunks/[name]-[hash]",
+    splitting: true,
+    format: "esm",
+    metafile: true,
+    banner: {
+      // CommonJS dependencies inside an ESM bundle still call require() for node built-ins.
+      js: 'import { createRequire as __vrCreateRequire } from "node:module"; const require = __vrCreateRequire(import.meta.url);',
+    },
+    // dist/cli.js lives beside package.json's "../package.json" exactly as tsc's output did.
+    external: ["../package.json"],
+  });
+
+  checkTrims();
+  // The module graph, for the test that proves what the bundle does not contain.
+  writeFileSync(path.join(dist, "bundle-inputs.json"), JSON.stringify(Object.keys(result.metafile.inputs).sort(), null, 2) + "\n");
+
+  // The schema, from the zod schema tsc just compiled (byte-identical to `vault-render schema`).
+  const { layoutJsonSchema } = await import(pathToFileURL(path.join(dist, "core/layout/schema.js")).href);
+  writeFileSync(path.join(dist, "vault-layout.schema.json"), JSON.stringify(layoutJsonSchema(), null, 2) + "\n");
+}

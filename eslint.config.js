@@ -3,7 +3,7 @@ import tseslint from "typescript-eslint";
 import globals from "globals";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "coverage/**", "demo/**", ".tmp/**"] },
+  { ignores: ["dist/**", "dist-bin/**", "node_modules/**", "coverage/**", "demo/**", ".tmp/**"] },
   js.configs.recommended,
   // Lint with type information (the project's tsconfig.json) for TypeScript; plain JS (bench/,
   // scripts/, bin/, build config) is outside the TypeScript project and is linted without it.

@@ -2,8 +2,6 @@
  * The entry point: builds the commander program, hands each command its context, and is the only
  * place that turns errors into one clear line and an exit code.
  */
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { ExitCode, isVrError, oneLine } from "./core/support/errors.js";
 import { systemClock } from "./core/support/clock.js";
 import type { Clock } from "./core/support/clock.js";
@@ -21,9 +19,7 @@ import { registerPolicy } from "./commands/policy.js";
 import { registerWatch } from "./commands/watch.js";
 import { registerInit } from "./commands/init.js";
 import { registerCompletion } from "./commands/completion.js";
-
-const require = createRequire(import.meta.url);
-const { version } = require("../package.json") as { version: string };
+import { precomputedSchema, version } from "./build-info.js";
 
 /**
  * Start-up cost (docs/benchmarks.md): a cron run pays for every module it loads. The log module
@@ -69,14 +65,6 @@ function hostClock(host: Host): Clock {
   if (ms === 0) return host.clock;
   const base = host.clock;
   return { ...base, now: () => base.now() + ms };
-}
-
-function precomputedSchema(): string | null {
-  try {
-    return readFileSync(new URL("./vault-layout.schema.json", import.meta.url), "utf8");
-  } catch {
-    return null;
-  }
 }
 
 /**
