@@ -12,7 +12,7 @@
 // shim and the whole CLI in one CommonJS file with no chunks, since Node 20's single executable runs
 // one CommonJS script whose require() reaches built-ins only.
 import { build } from "esbuild";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -158,8 +158,29 @@ async function buildBundle() {
   checkTrims();
   // The module graph, for the test that proves what the bundle does not contain.
   writeFileSync(path.join(dist, "bundle-inputs.json"), JSON.stringify(Object.keys(result.metafile.inputs).sort(), null, 2) + "\n");
+  // The package ships its dependencies inside the bundle: their licences ship with it.
+  writeFileSync(path.join(dist, "THIRD-PARTY-LICENSES.txt"), thirdPartyLicenses(Object.keys(result.metafile.inputs)));
 
   // The schema, from the zod schema tsc just compiled (byte-identical to `vault-render schema`).
   const { layoutJsonSchema } = await import(pathToFileURL(path.join(dist, "core/layout/schema.js")).href);
   writeFileSync(path.join(dist, "vault-layout.schema.json"), JSON.stringify(layoutJsonSchema(), null, 2) + "\n");
+}
+
+/** Every npm package in the bundle's module graph, with its version and the text of its licence file. */
+function thirdPartyLicenses(inputs) {
+  const dirs = new Set();
+  for (const f of inputs) {
+    // Plugin namespaces prefix some inputs (`vr-zod-locales:/abs/path`); paths are absolute or relative to the root.
+    const file = path.resolve(root, f.replace(/^[a-z][a-z-]*:(?=\/)/, ""));
+    const m = /^(.*\/node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(file);
+    if (m) dirs.add(m[1]);
+  }
+  const parts = ["Third-party software bundled into dist/ (and the single executable), with its licence.\n"];
+  for (const dir of [...dirs].sort()) {
+    const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8"));
+    const file = readdirSync(dir).find((n) => /^(licen[cs]e|copying)(\.|$)/i.test(n));
+    const text = file ? readFileSync(path.join(dir, file), "utf8").trim() : `(no licence file; package.json says: ${pkg.license ?? "nothing"})`;
+    parts.push(`${"=".repeat(78)}\n${pkg.name}@${pkg.version} (${pkg.license ?? "?"})\n${"=".repeat(78)}\n${text}\n`);
+  }
+  return parts.join("\n");
 }

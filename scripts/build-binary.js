@@ -5,7 +5,7 @@
 // 3. a copy of this node binary, the blob injected with postject (the sentinel fuse flips on).
 // The blob and the executable must come from the same Node version: this one, process.execPath.
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,4 +38,8 @@ const { inject } = require("postject");
 await inject(exe, "NODE_SEA_BLOB", readFileSync(blob), { sentinelFuse: FUSE });
 rmSync(blob, { force: true });
 rmSync(config, { force: true });
+// The licences of what the bundle carries (written by `npm run build`, which build:binary runs first),
+// beside the binary; the binary also carries Node.js itself (MIT, https://github.com/nodejs/node/blob/main/LICENSE).
+const licences = path.join(root, "dist", "THIRD-PARTY-LICENSES.txt");
+if (existsSync(licences)) copyFileSync(licences, path.join(out, "THIRD-PARTY-LICENSES.txt"));
 process.stdout.write(`build-binary: ${exe} (${(statSync(exe).size / 1048576).toFixed(1)} MiB, node ${process.version})\n`);

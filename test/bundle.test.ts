@@ -26,6 +26,16 @@ describe("the bundle", () => {
     expect(inputs).toEqual(expect.arrayContaining(["vr-node-vault-stub:debug", "vr-node-vault-stub:tv4"]));
   });
 
+  it("ships the licence of every npm package it bundles (dist/THIRD-PARTY-LICENSES.txt)", () => {
+    const inputs = JSON.parse(readFileSync(path.join(ROOT, "dist", "bundle-inputs.json"), "utf8")) as string[];
+    const names = new Set(inputs.map((i) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(i)?.[1]).filter((n): n is string => n !== undefined));
+    expect(names.size).toBeGreaterThan(5);
+    const text = readFileSync(path.join(ROOT, "dist", "THIRD-PARTY-LICENSES.txt"), "utf8");
+    const listed = new Set([...text.matchAll(/^((?:@[^/\s]+\/)?[^@\s]+)@\S+ \(/gm)].map((m) => m[1]));
+    expect([...names].filter((n) => !listed.has(n))).toEqual([]);
+    expect(text).not.toMatch(/no licence file/);
+  });
+
   it("a sync (login, KV, a certificate, leased credentials) and a check never load axios or undici", async () => {
     const t = await tree({ policy: `path "secret/data/*" { capabilities = ["read"] }\n${PKI_LEASE_RULES}` });
     t.double.kvPut("secret", "app", { password: "pw-1" });

@@ -57,6 +57,7 @@ describe("npm pack + npm install -g", () => {
     expect(packed.filter((f) => !/^dist\/chunks\/[\w-]+\.js$/.test(f))).toEqual([
       "README.md",
       "bin/vault-render.js",
+      "dist/THIRD-PARTY-LICENSES.txt",
       "dist/cli.js",
       "dist/vault-layout.schema.json",
       "package.json",
