@@ -20,7 +20,7 @@ function conflict(s: State, path: string, auth: boolean): string | undefined {
   return undefined;
 }
 
-export function mountEntry(m: Mount): Obj {
+function mountEntry(m: Mount): Obj {
   return {
     accessor: m.accessor,
     config: { default_lease_ttl: 0, force_no_cache: false, max_lease_ttl: 0 },
