@@ -96,5 +96,15 @@ describe("npm run sandbox (child processes)", () => {
 
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
+
+    // A second sandbox on the same tree (as on the demo's): same role_id, a fresh secret_id, sync works.
+    const roleIdBefore = await readFile(path.join(dir, "agent-only/approle/role_id"), "utf8");
+    const again = await startSandbox(dir);
+    expect(await readFile(path.join(dir, "agent-only/approle/role_id"), "utf8")).toBe(roleIdBefore);
+    const addr2 = /^ {2}export VAULT_ADDR=(\S+)$/m.exec(again.out)?.[1] ?? "";
+    const resync = await runCli(next.split(" "), { cwd: base, env: { VAULT_ADDR: addr2 } });
+    expect(resync.code).toBe(0);
+    again.child.kill("SIGTERM");
+    expect(await again.exited).toBe(0);
   });
 });
