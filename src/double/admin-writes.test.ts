@@ -108,6 +108,11 @@ describe("vault double: admin writes of the operations guide", () => {
     });
     expect((await raw(d, "POST", "auth/approle/role/homelab", { token: root, body: { token_ttl: "soon" } })).status).toBe(400);
     expect((await raw(d, "POST", "auth/approle/role/homelab", { token: root, body: { secret_id_num_uses: -1 } })).status).toBe(400);
+    expect((await raw(d, "POST", "auth/approle/role/-bad-", { token: root, body: {} })).status).toBe(404);
+    expect(await raw(d, "PUT", "sys/policies/acl/empty", { token: root, body: { policy: "" } })).toMatchObject({
+      status: 400,
+      json: { errors: ["'policy' parameter not supplied or empty"] },
+    });
 
     const roleId = at((await raw(d, "GET", "auth/approle/role/homelab/role-id", { token: root })).json, "data", "role_id") as string;
     const wrapped = await raw(d, "POST", "auth/approle/role/homelab/secret-id", { token: root, headers: { "X-Vault-Wrap-TTL": "24h" } });

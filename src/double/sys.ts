@@ -83,6 +83,7 @@ export function sys(s: State, ctx: Ctx, rest: string): Result {
     }
     if (op === "write") {
       const text = weakString(body["policy"] ?? body["rules"]);
+      if (text.trim() === "") return err(400, "'policy' parameter not supplied or empty");
       try {
         addPolicy(s, name, text);
       } catch (e) {

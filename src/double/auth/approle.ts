@@ -173,7 +173,7 @@ export function approle(s: State, ctx: Ctx, m: Mount, rest: string): Result {
   }
 }
 
-const ROLE_NAME = /^\w(([\w-.@]+)?\w)?$/;
+const ROLE_NAME = /^\w(([\w.-]+)?\w)?$/;
 
 function policyList(v: unknown): string[] | undefined {
   if (v === undefined) return undefined;
@@ -213,7 +213,7 @@ function roleCrud(s: State, ctx: Ctx, m: Mount, roleName: string): Result {
     return NO_CONTENT;
   }
   if (op !== "write") return err(405, ME_UNSUPPORTED_OP);
-  if (!ROLE_NAME.test(roleName)) return err(400, `role_name must match the pattern`);
+  if (!ROLE_NAME.test(roleName)) return err(404, ME_UNSUPPORTED_PATH); // no route matches the name
   const next: AppRole = role
     ? { ...role }
     : {
