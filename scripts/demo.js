@@ -78,4 +78,5 @@ process.stdout.write(readFileSync(path.join(demo, "public/nextcloud/nextcloud.en
 statuses.push(await run("sync", "-v"), await run("status"), await run("check"));
 console.log(`\nAppRole logins across all runs: ${vault.countRequests({ path: /login$/ })} (the token is cached in agent-only/token and reused)`);
 await vault.close();
+console.log("\nThe tree stays in ./demo; `npm run sandbox -- --dir demo` serves it again (same role_id, a fresh secret_id).");
 process.exitCode = statuses.find((c) => c !== 0) ?? 0;

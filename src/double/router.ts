@@ -175,5 +175,9 @@ function exists(s: State, path: string, mount: Mount | undefined): boolean {
     if (m) return mount.kv2.has(trimSlashes(m[2] as string));
     return true;
   }
+  if (mount.kind === "approle") {
+    const m = /^role\/([^/]+)\/?$/.exec(rest);
+    if (m) return mount.roles.has(m[1] as string);
+  }
   return true;
 }

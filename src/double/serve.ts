@@ -6,7 +6,8 @@
  *
  * Prints exactly one JSON line on stdout once listening:
  *   {"url":"http://127.0.0.1:38123","rootToken":"hvs.…"}
- * plus `roleIds` (role name → role_id, keyed "<mount>/<role>") and `tokens` when the seed
+ * plus `roleIds` (role name → role_id, keyed "<mount>/<role>") and `secretIds` (one fresh
+ * secret_id per role, same keys) and `tokens` when the seed
  * defines AppRoles or tokens, and `pkiRoots` (mount → root CA PEM) when it defines PKI mounts. Exits 0 on SIGTERM/SIGINT after closing the server.
  *
  * Seed file (every key optional):
@@ -78,7 +79,13 @@ async function main(): Promise<void> {
   for (const [name, hcl] of Object.entries(seed.policies ?? {})) double.addPolicy(name, hcl);
   for (const e of seed.kv ?? []) double.kvPut(e.mount, e.path, e.data);
   const roleIds: Record<string, string> = {};
-  for (const r of seed.approles ?? []) roleIds[`${r.mount ?? "approle"}/${r.roleName}`] = double.addAppRole(r).roleId;
+  const secretIds: Record<string, string> = {};
+  for (const r of seed.approles ?? []) {
+    const key = `${r.mount ?? "approle"}/${r.roleName}`;
+    roleIds[key] = double.addAppRole(r).roleId;
+    const sid = double.generateSecretId(r.roleName, { mount: r.mount });
+    if ("secretId" in sid) secretIds[key] = sid.secretId;
+  }
   const tokens = (seed.tokens ?? []).map((t) => double.createToken(t));
   for (const g of seed.generic ?? []) {
     const { path, data, ...rest } = g;
@@ -101,7 +108,10 @@ async function main(): Promise<void> {
   if (seed.latencyMs) double.setLatency(seed.latencyMs);
 
   const line: Record<string, unknown> = { url: double.url, rootToken: double.rootToken };
-  if (seed.approles?.length) line["roleIds"] = roleIds;
+  if (seed.approles?.length) {
+    line["roleIds"] = roleIds;
+    line["secretIds"] = secretIds;
+  }
   if (tokens.length) line["tokens"] = tokens;
   if (seed.pki?.length) line["pkiRoots"] = pkiRoots;
   process.stdout.write(`${JSON.stringify(line)}\n`);

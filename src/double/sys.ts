@@ -9,6 +9,7 @@ import { consumeWrap, liveWrap } from "./model/wrapping.js";
 import { INVALID_WRAPPING_TOKEN, ME_INVALID_TOKEN, ME_PERMISSION_DENIED, ME_UNSUPPORTED_OP, ME_UNSUPPORTED_PATH, NOT_FOUND, NO_CONTENT, PERMISSION_DENIED, err, ok } from "./result.js";
 import type { Ctx, Result } from "./result.js";
 import type { State } from "./state.js";
+import { mountsApi } from "./sys-mounts.js";
 import { clone, fmtTime, goJson, listKeys, parseGoBool, parseGoInt, trimSlashes, weakString } from "./util.js";
 import type { Obj } from "./util.js";
 
@@ -71,6 +72,8 @@ export function health(s: State, method: string, query: URLSearchParams): Result
 
 export function sys(s: State, ctx: Ctx, rest: string): Result {
   const { op, body } = ctx;
+  const mounts = mountsApi(s, ctx, rest);
+  if (mounts) return mounts;
   if (rest.startsWith("policies/acl/") || rest.startsWith("policy/")) {
     const name = trimSlashes(rest.replace(/^policies\/acl\/|^policy\//, ""));
     if (op === "read") {
@@ -80,6 +83,7 @@ export function sys(s: State, ctx: Ctx, rest: string): Result {
     }
     if (op === "write") {
       const text = weakString(body["policy"] ?? body["rules"]);
+      if (text.trim() === "") return err(400, "'policy' parameter not supplied or empty");
       try {
         addPolicy(s, name, text);
       } catch (e) {

@@ -547,6 +547,7 @@ describe("vault double: faults, latency, request log, TLS, serve", () => {
           kv: [{ mount: "secret", path: "a", data: { x: "y" } }],
           pki: [{ path: "pki", roles: { web: { allowAnyName: true, keyType: "ec" } } }],
           databases: [{ path: "database", roles: { app: { defaultTtl: 60, maxTtl: 120 } } }],
+          approles: [{ roleName: "app", policies: [] }],
         }),
       );
       const child = spawn(process.execPath, [join(dir, "serve.js"), "--port", "0", "--seed", seedPath], { stdio: ["ignore", "pipe", "inherit"] });
@@ -560,7 +561,10 @@ describe("vault double: faults, latency, request log, TLS, serve", () => {
           child.on("exit", (code) => reject(new Error(`exited ${code}`)));
         });
         const info = JSON.parse(line) as Record<string, string>;
-        expect(Object.keys(info)).toEqual(["url", "rootToken", "pkiRoots"]);
+        expect(Object.keys(info)).toEqual(["url", "rootToken", "roleIds", "secretIds", "pkiRoots"]);
+        const ids = (k: string) => (info[k] as unknown as Record<string, string>)["approle/app"];
+        const login = await fetch(`${info["url"]}/v1/auth/approle/login`, { method: "POST", body: JSON.stringify({ role_id: ids("roleIds"), secret_id: ids("secretIds") }) });
+        expect(login.status).toBe(200);
         const headers = { "X-Vault-Token": info["rootToken"] as string };
         const r = await fetch(`${info["url"]}/v1/secret/data/a`, { headers });
         expect(((await r.json()) as { data: { data: unknown } }).data.data).toEqual({ x: "y" });

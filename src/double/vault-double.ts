@@ -5,9 +5,15 @@
  * Scope: KV v1/v2, AppRole (incl. secret-id lookup/destroy), token self-service, response wrapping,
  * PKI issuance with real certificates, dynamic database credentials with leases
  * (`sys/leases/renew|revoke|lookup`), the KV preflight (`sys/internal/ui/mounts`), `sys/health`, ACL
- * policies, a few `sys/` helpers, plus fault injection, latency, a virtual clock and a request log.
+ * policies, a few `sys/` helpers, plus fault injection, latency, a virtual clock and a request log;
+ * and the admin writes of docs/operations.md (`sys/policies/acl/*`, `sys/mounts/*`, `sys/auth/*`,
+ * `auth/<mount>/role/<role>`) under the same ACL.
  *
  * Documented choices where the reference leaves room:
+ * - Admin writes: vault-api.md does not cover `sys/mounts`, `sys/auth` or AppRole role writes; they
+ *   follow Vault's handlers (a second mount `400 path is already in use at <path>/`, a type the
+ *   double does not implement `400 plugin not found in the catalog: <type>`, role writes 204 and
+ *   an existence check: `create` for a new role, `update` for an existing one).
  * - Standby: real Vault forwards to (or redirects at) the active node. This double has no active
  *   node to forward to, so while `setStandby(true)` every non-health route answers
  *   `503 {"errors":["node is not active"]}` (the reference's text for a node that is not active);

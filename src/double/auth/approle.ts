@@ -88,6 +88,8 @@ export function approle(s: State, ctx: Ctx, m: Mount, rest: string): Result {
   const { op, body } = ctx;
   const mm = /^role\/([^/]+)\/(role-id|secret-id|secret-id\/lookup|secret-id\/destroy|secret-id-accessor\/lookup|secret-id-accessor\/destroy)\/?$/.exec(rest);
   if (!mm) {
+    const rm = /^role\/([^/]+)\/?$/.exec(rest);
+    if (rm) return roleCrud(s, ctx, m, rm[1] as string);
     if (/^role\/?$/.test(rest) && op === "list") {
       const keys = [...m.roles.keys()].sort();
       return keys.length ? ok({ data: { keys }, mountType: "approle" }) : NOT_FOUND;
@@ -169,6 +171,95 @@ export function approle(s: State, ctx: Ctx, m: Mount, rest: string): Result {
       return ok({ data: secretIdLookupData(sid), mountType: "approle" });
     }
   }
+}
+
+const ROLE_NAME = /^\w(([\w.-]+)?\w)?$/;
+
+function policyList(v: unknown): string[] | undefined {
+  if (v === undefined) return undefined;
+  const list = Array.isArray(v) ? v.map((x) => weakString(x)) : weakString(v).split(",");
+  return [...new Set(list.map((x) => x.trim().toLowerCase()).filter((x) => x !== ""))].sort();
+}
+
+/** auth/<mount>/role/<role>: create or update (204), read (200), delete (204); path_role.go. */
+function roleCrud(s: State, ctx: Ctx, m: Mount, roleName: string): Result {
+  const { op, body } = ctx;
+  const role = m.roles.get(roleName);
+  if (op === "read") {
+    if (!role) return NOT_FOUND;
+    return ok({
+      data: {
+        bind_secret_id: true,
+        local_secret_ids: false,
+        policies: [...role.policies],
+        secret_id_bound_cidrs: null,
+        secret_id_num_uses: role.secretIdNumUses,
+        secret_id_ttl: role.secretIdTtl,
+        token_bound_cidrs: [],
+        token_explicit_max_ttl: 0,
+        token_max_ttl: role.tokenMaxTtl,
+        token_no_default_policy: false,
+        token_num_uses: 0,
+        token_period: role.tokenPeriod,
+        token_policies: [...role.policies],
+        token_ttl: role.tokenTtl,
+        token_type: role.tokenType === "service" ? "default" : role.tokenType,
+      },
+      mountType: "approle",
+    });
+  }
+  if (op === "delete") {
+    m.roles.delete(roleName);
+    return NO_CONTENT;
+  }
+  if (op !== "write") return err(405, ME_UNSUPPORTED_OP);
+  if (!ROLE_NAME.test(roleName)) return err(404, ME_UNSUPPORTED_PATH); // no route matches the name
+  const next: AppRole = role
+    ? { ...role }
+    : {
+        roleName,
+        roleId: randomUUID(),
+        policies: [],
+        tokenTtl: 0,
+        tokenMaxTtl: 0,
+        tokenPeriod: 0,
+        tokenType: "service",
+        secretIdTtl: 0,
+        secretIdNumUses: 0,
+        entityId: randomUUID(),
+        secretIds: new Map(),
+      };
+  try {
+    const dur = (k: string, cur: number): number => (body[k] === undefined ? cur : parseDurationSecond(body[k]));
+    next.tokenTtl = dur("token_ttl", next.tokenTtl);
+    next.tokenMaxTtl = dur("token_max_ttl", next.tokenMaxTtl);
+    next.tokenPeriod = dur("token_period", dur("period", next.tokenPeriod));
+    next.secretIdTtl = dur("secret_id_ttl", next.secretIdTtl);
+  } catch (e) {
+    return err(400, (e as Error).message);
+  }
+  if (body["secret_id_num_uses"] !== undefined) {
+    const n = weakInt(body["secret_id_num_uses"]);
+    if (n === undefined) return err(400, `error converting input ${weakString(body["secret_id_num_uses"])} for field "secret_id_num_uses"`);
+    if (n < 0) return err(400, "secret_id_num_uses cannot be negative");
+    next.secretIdNumUses = n;
+  }
+  const pols = policyList(body["token_policies"]) ?? policyList(body["policies"]);
+  if (pols) next.policies = pols;
+  if (body["token_type"] !== undefined) {
+    const tt = weakString(body["token_type"]);
+    if (tt === "batch") next.tokenType = "batch";
+    else if (tt === "service" || tt === "default" || tt === "default-service") next.tokenType = "service";
+    else return err(400, `invalid 'token_type' value ${JSON.stringify(tt)}`);
+  }
+  if (body["role_id"] !== undefined) {
+    const rid = weakString(body["role_id"]);
+    if (!rid) return err(400, "missing role_id");
+    next.roleId = rid;
+  }
+  if (next.tokenMaxTtl > 0 && next.tokenTtl > next.tokenMaxTtl) return err(400, "token_ttl should not be greater than token_max_ttl");
+  m.roles.set(roleName, next);
+  return NO_CONTENT;
 }
 
 function secretIdLookupData(sid: SecretIdEntry): Obj {
