@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parseBoolEnv, resolveLayoutText, validateLayout } from "./load.js";
+import { jsonSyntaxMessage, parseBoolEnv, resolveLayoutText, validateLayout } from "./load.js";
 import { layoutJsonSchema } from "./schema.js";
 
 const base = () => ({
@@ -146,6 +146,16 @@ describe("layout validation", () => {
 
   it("reports invalid JSON with the layout file and no stack", () => {
     expect(() => resolveLayoutText("/x/l.json", "{ nope", {})).toThrow(/\/x\/l\.json: \$: not valid JSON/);
+  });
+
+  it("names the line and column of a JSON syntax error, and none of the text around it", () => {
+    expect(() => resolveLayoutText("/x/l.json", "{ nope", {})).toThrow("/x/l.json: $: not valid JSON at line 1, column 3 (Expected property name or '}')");
+    expect(jsonSyntaxMessage("/l", '{\n  "a": 1,\n  nope', "Expected double-quoted property name in JSON at position 14")).toBe(
+      "/l: $: not valid JSON at line 3, column 3 (Expected double-quoted property name)",
+    );
+    expect(jsonSyntaxMessage("/l", '{\n  "a": ', "Unexpected end of JSON input")).toBe("/l: $: not valid JSON at line 2, column 8 (Unexpected end of JSON input)");
+    expect(jsonSyntaxMessage("/l", "x", "Unexpected token 'x', \"x\" is not valid JSON (line 1 column 1)")).toBe("/l: $: not valid JSON at line 1, column 1 (Unexpected token 'x')");
+    expect(jsonSyntaxMessage("/l", '["s3cr3t",]', "Unexpected token ']', \"[\"s3cr3t\",]\" is not valid JSON")).not.toContain("s3cr3t");
   });
 });
 

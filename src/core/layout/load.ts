@@ -310,13 +310,47 @@ export function resolveLayoutText(abs: string, text: string, env: Env): Resolved
   return resolveLayout(abs, validateText(abs, text).layout, env, text);
 }
 
+/**
+ * A JSON syntax error with its line and column: V8 names a character offset ("at position N",
+ * or "(line L column C)" in newer Node), an editor wants a line and a column. Only positions and
+ * V8's own words are shown, never the text around them (a layout may hold a mistyped secret).
+ */
+export function jsonSyntaxMessage(abs: string, text: string, v8: string): string {
+  const first = v8.split("\n")[0] ?? "";
+  let line: number | undefined;
+  let col: number | undefined;
+  const lc = /\(line (\d+) column (\d+)\)/.exec(first);
+  const pos = /at position (\d+)/.exec(first);
+  if (lc) {
+    line = Number(lc[1]);
+    col = Number(lc[2]);
+  } else if (pos) {
+    const at = Math.min(Number(pos[1]), text.length);
+    const before = text.slice(0, at);
+    line = before.split("\n").length;
+    col = at - (before.lastIndexOf("\n") + 1) + 1;
+  } else if (/Unexpected end of JSON input/.test(first)) {
+    const lines = text.split("\n");
+    line = lines.length;
+    col = (lines[lines.length - 1] ?? "").length + 1;
+  }
+  // V8 quotes the start of the text ("\"{ nope\" is not valid JSON"): drop the quote, keep the words.
+  const words = first
+    .replace(/,? ?".*" is not valid JSON/, "")
+    .replace(/ in JSON at position \d+.*$/, "")
+    .replace(/ ?\(line \d+ column \d+\)/, "")
+    .trim();
+  const where = line === undefined ? "" : ` at line ${line}, column ${col}`;
+  return `${abs}: $: not valid JSON${where} (${words || "syntax error"})`;
+}
+
 /** Parse and validate a layout text, or take the memo of it (with `memo`); `remember` records one. */
 function validateText(abs: string, text: string, memo?: MemoUse): { layout: Layout; remember?: () => void } {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new VrError("LAYOUT_INVALID", `${abs}: $: not valid JSON (${(e as Error).message.split("\n")[0]})`, { exit: ExitCode.Usage });
+    throw new VrError("LAYOUT_INVALID", jsonSyntaxMessage(abs, text, (e as Error).message), { exit: ExitCode.Usage });
   }
   const memoFile = memo ? layoutMemoFile(abs, doc) : undefined;
   const key = memoFile ? memoKey(text) : undefined;
