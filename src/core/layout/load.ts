@@ -19,6 +19,7 @@ import { checkEnvKey } from "../render/dotenv.js";
 import { isPki, outputFiles, pkiFiles } from "./outputs.js";
 import type { HookSpec, Layout, OutputSpec, SourceSpec } from "./schema.js";
 import { cutText } from "../support/redact.js";
+import { closest } from "../support/closest.js";
 
 export interface LayoutIssue {
   /** JSON path such as `$.outputs[2].file`. */
@@ -69,12 +70,75 @@ function jsonPath(p: ReadonlyArray<PropertyKey>): string {
   return out;
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+interface SchemaDef {
+  type: string;
+  shape?: Record<string, { _zod: { def: SchemaDef; values?: ReadonlySet<unknown> } }>;
+  innerType?: Walkable;
+  in?: Walkable;
+  element?: Walkable;
+  valueType?: Walkable;
+  options?: Walkable[];
+  discriminator?: string;
+  getter?: () => Walkable;
+}
+interface Walkable {
+  _zod: { def: SchemaDef; values?: ReadonlySet<unknown> };
+}
+
+/**
+ * The field names the schema allows for the object at `at` in `doc` (for "did you mean"): walks
+ * the schema along the path, through wrappers, arrays and records; of a union it takes the object
+ * options that fit the document (the one its discriminator names, or those holding every field it
+ * has that is not unknown).
+ */
+function knownKeysAt(schema: Walkable, at: ReadonlyArray<PropertyKey>, doc: unknown, unknown: readonly string[]): string[] {
+  const objects = (sc: Walkable, value: unknown, depth: number): Walkable[] => {
+    let cur = sc;
+    for (let n = 0; n < 20; n++) {
+      const d = cur._zod.def;
+      const next = d.innerType ?? (d.type === "pipe" ? d.in : undefined) ?? (d.type === "lazy" ? d.getter?.() : undefined);
+      if (!next) break;
+      cur = next;
+    }
+    const d = cur._zod.def;
+    if (d.type === "union" && d.options) return d.options.flatMap((o) => objects(o, value, depth));
+    if (depth < at.length) {
+      const seg = at[depth];
+      const child = isRecord(value) || Array.isArray(value) ? (value as Record<PropertyKey, unknown>)[seg as string] : undefined;
+      if (d.type === "object" && typeof seg === "string" && d.shape?.[seg]) return objects(d.shape[seg], child, depth + 1);
+      if (d.type === "array" && typeof seg === "number" && d.element) return objects(d.element, child, depth + 1);
+      if (d.type === "record" && d.valueType) return objects(d.valueType, child, depth + 1);
+      return [];
+    }
+    return d.type === "object" ? [cur] : [];
+  };
+  const target: unknown = at.reduce<unknown>((v, seg) => (isRecord(v) || Array.isArray(v) ? (v as Record<PropertyKey, unknown>)[seg as string] : undefined), doc);
+  const present = isRecord(target) ? Object.keys(target).filter((k) => !unknown.includes(k)) : [];
+  let fits = objects(schema, doc, 0);
+  const shapeOf = (o: Walkable) => o._zod.def.shape ?? {};
+  const byTag = fits.filter((o) =>
+    Object.entries(shapeOf(o)).some(([k, f]) => f._zod.def.type === "literal" && isRecord(target) && f._zod.values?.has(target[k])),
+  );
+  if (fits.length > 1 && byTag.length) fits = byTag;
+  else if (fits.length > 1) fits = fits.filter((o) => present.every((k) => k in shapeOf(o)));
+  return [...new Set(fits.flatMap((o) => Object.keys(shapeOf(o))))].filter((k) => !present.includes(k));
+}
+
+function unknownFields(issue: z.core.$ZodIssue & { code: "unrecognized_keys" }, doc: unknown): string {
+  const known = knownKeysAt(layoutSchema as unknown as Walkable, issue.path, doc, issue.keys);
+  const named = issue.keys.map((k) => {
+    const near = closest(k, known);
+    return near === undefined ? JSON.stringify(k) : `${JSON.stringify(k)} (did you mean ${JSON.stringify(near)}?)`;
+  });
+  return `unknown field${issue.keys.length > 1 ? "s" : ""} ${named.join(", ")}`;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, doc: unknown): string {
   switch (issue.code) {
     case "invalid_type":
       return / received undefined$/.test(issue.message) ? `required (expected ${issue.expected})` : `expected ${issue.expected}, got ${issue.message.replace(/^.* received /, "")}`;
     case "unrecognized_keys":
-      return `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`;
+      return unknownFields(issue, doc);
     case "invalid_value":
       return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
     case "invalid_union":
@@ -173,7 +237,7 @@ export function validateLayout(doc: unknown): { layout: Layout; issues: [] } | {
   } else {
     // Schema errors and semantic errors are reported together: the semantic checks run on every
     // part of the document that is valid on its own.
-    issues.push(...parsed.error.issues.map((i) => ({ path: jsonPath(i.path), message: describeIssue(i) })));
+    issues.push(...parsed.error.issues.map((i) => ({ path: jsonPath(i.path), message: describeIssue(i, doc) })));
     parts = checkableParts(doc);
   }
   issues.push(...reservedNames(doc), ...semanticIssues(parts));

@@ -30,3 +30,34 @@ describe("layout issue texts from zod's messages", () => {
     ]);
   });
 });
+
+describe("unknown fields", () => {
+  const base = () => ({
+    version: 1,
+    auth: { approle: { roleIdFile: "r", secretIdFile: "s" } },
+    sources: { db: { type: "kv", mount: "secret", path: "db" } },
+    outputs: [{ file: "db.env", format: "env", keys: { A: "db.a" } }] as unknown[],
+  });
+
+  it("suggest the closest valid name of that object, at the field's JSON path", () => {
+    const doc = { ...base(), vault: { adress: "https://v:8200", timout: "5s" }, sources: { db: { type: "kv", mount: "secret", path: "db", kvversion: 2 } } };
+    doc.outputs = [
+      { file: "a.env", format: "env", keys: { A: "db.a" }, dialet: "posix" },
+      { file: "b", format: "raw", value: "db.a", newlin: false },
+      { file: "c", format: "raw", value: "db.a", zzzzzz: 1 },
+    ];
+    expect(issuesOf(doc)).toEqual([
+      '$.vault: unknown fields "adress" (did you mean "address"?), "timout" (did you mean "timeout"?)',
+      '$.sources.db: unknown field "kvversion" (did you mean "kvVersion"?)',
+      '$.outputs[0]: unknown field "dialet" (did you mean "dialect"?)',
+      '$.outputs[1]: unknown field "newlin" (did you mean "newline"?)',
+      '$.outputs[2]: unknown field "zzzzzz"',
+    ]);
+  });
+
+  it("suggest only names of the output's own format (raw outputs have no dialect)", () => {
+    const doc = base();
+    doc.outputs = [{ file: "b", format: "raw", value: "db.a", dialect: "posix" }];
+    expect(issuesOf(doc)).toEqual(['$.outputs[0]: unknown field "dialect"']);
+  });
+});
