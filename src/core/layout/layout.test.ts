@@ -28,7 +28,7 @@ describe("layout validation", () => {
       { file: "c", format: "raw", value: "db.password", extra: 1 },
     ];
     expect(issuesOf(doc)).toEqual([
-      "$.auth.approle.secretIdFile: required (expected string)",
+      "$.auth.approle.secretIdFile: required (a string)",
       "$.sources.db.mount: a mount path without a trailing /",
       '$.outputs[0].keys: an env output needs "keys", "from" or both',
       '$.outputs[1].format: expected one of "env", "raw", "json", "template", "pki"',

@@ -133,10 +133,50 @@ function unknownFields(issue: z.core.$ZodIssue & { code: "unrecognized_keys" }, 
   return `unknown field${issue.keys.length > 1 ? "s" : ""} ${named.join(", ")}`;
 }
 
+/** zod's type names in the layout's words. */
+function kindName(kind: string): string {
+  const names: Record<string, string> = {
+    string: "a string",
+    number: "a number",
+    int: "a whole number",
+    boolean: "true or false",
+    array: "a list",
+    object: "an object",
+    record: "an object of name → value",
+    null: "null",
+    nan: "NaN",
+  };
+  return names[kind.toLowerCase()] ?? kind;
+}
+
+function sizeText(issue: z.core.$ZodIssue & { code: "too_small" | "too_big" }): string {
+  const small = issue.code === "too_small";
+  const limit = Number(small ? (issue as { minimum: number | bigint }).minimum : (issue as { maximum: number | bigint }).maximum);
+  const inclusive = issue.inclusive !== false;
+  const unit = issue.origin === "string" ? "character" : issue.origin === "array" || issue.origin === "set" ? "entry" : undefined;
+  if (unit === undefined) {
+    if (issue.origin !== "number" && issue.origin !== "int" && issue.origin !== "bigint") return issue.message;
+    return `must be ${small ? (inclusive ? "at least" : "greater than") : inclusive ? "at most" : "less than"} ${limit}`;
+  }
+  const n = inclusive ? limit : small ? limit + 1 : limit - 1;
+  if (small && n === 1) return issue.origin === "string" ? "must not be empty" : "must not be an empty list";
+  const units = n === 1 ? unit : unit === "entry" ? "entries" : `${unit}s`;
+  return `must have ${small ? "at least" : "at most"} ${n} ${units}`;
+}
+
 function describeIssue(issue: z.core.$ZodIssue, doc: unknown): string {
   switch (issue.code) {
-    case "invalid_type":
-      return / received undefined$/.test(issue.message) ? `required (expected ${issue.expected})` : `expected ${issue.expected}, got ${issue.message.replace(/^.* received /, "")}`;
+    case "invalid_type": {
+      // A schema's own words (a duration says what one looks like) win over the generic ones.
+      if (!/^Invalid input: expected /.test(issue.message)) return issue.message;
+      const got = / received (\S+)$/.exec(issue.message)?.[1] ?? "";
+      if (got === "undefined") return `required (${kindName(issue.expected)})`;
+      if (issue.expected === "int" && got === "number") return "must be a whole number";
+      return `must be ${kindName(issue.expected)}, not ${kindName(got)}`;
+    }
+    case "too_small":
+    case "too_big":
+      return sizeText(issue);
     case "unrecognized_keys":
       return unknownFields(issue, doc);
     case "invalid_value":
