@@ -1,6 +1,8 @@
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { jsonSyntaxMessage, parseBoolEnv, resolveLayoutText, validateLayout } from "./load.js";
+import { jsonSyntaxMessage, loadLayout, parseBoolEnv, resolveLayoutText, validateLayout } from "./load.js";
 import { layoutJsonSchema } from "./schema.js";
 
 const base = () => ({
@@ -146,6 +148,22 @@ describe("layout validation", () => {
 
   it("reports invalid JSON with the layout file and no stack", () => {
     expect(() => resolveLayoutText("/x/l.json", "{ nope", {})).toThrow(/\/x\/l\.json: \$: not valid JSON/);
+  });
+
+  it("names the errno's meaning and the next step when the layout cannot be read", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "vr-layout-"));
+    try {
+      await expect(loadLayout(dir, {})).rejects.toMatchObject({
+        message: `cannot read layout ${dir}: EISDIR: is a directory`,
+        hint: "--layout must name the layout file, not its directory",
+      });
+      await expect(loadLayout(path.join(dir, "nope.json"), {})).rejects.toMatchObject({
+        message: `cannot read layout ${path.join(dir, "nope.json")}: ENOENT: no such file or directory`,
+        hint: "pass the layout with --layout or run from its directory (default ./vault-layout.json)",
+      });
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 
   it("names the line and column of a JSON syntax error, and none of the text around it", () => {

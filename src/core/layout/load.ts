@@ -20,6 +20,7 @@ import { isPki, outputFiles, pkiFiles } from "./outputs.js";
 import type { HookSpec, Layout, OutputSpec, SourceSpec } from "./schema.js";
 import { cutText } from "../support/redact.js";
 import { closest } from "../support/closest.js";
+import { errnoOf, errnoText, readErrorStep } from "../support/errno.js";
 
 export interface LayoutIssue {
   /** JSON path such as `$.outputs[2].file`. */
@@ -396,9 +397,13 @@ export async function loadLayout(file: string, env: Env, memo?: MemoUse): Promis
   try {
     text = await readFile(abs, "utf8");
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new VrError("LAYOUT_READ", `cannot read layout ${file}: ${code ?? "error"}`, {
-      hint: "pass the layout with --layout or run from its directory (default ./vault-layout.json)",
+    const code = errnoOf(e);
+    const step = code === "ENOENT" || code === "EISDIR" ? undefined : readErrorStep(e);
+    throw new VrError("LAYOUT_READ", `cannot read layout ${file}: ${errnoText(code)}`, {
+      hint:
+        code === "EISDIR"
+          ? "--layout must name the layout file, not its directory"
+          : (step ?? "pass the layout with --layout or run from its directory (default ./vault-layout.json)"),
       exit: ExitCode.Usage,
     });
   }
