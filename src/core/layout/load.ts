@@ -181,6 +181,7 @@ function describeIssue(issue: z.core.$ZodIssue, doc: unknown): string {
     case "unrecognized_keys":
       return unknownFields(issue, doc);
     case "invalid_value":
+      if (issue.values.length === 1) return `must be ${JSON.stringify(issue.values[0])}`;
       return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
     case "invalid_union":
       if ("discriminator" in issue && issue.discriminator !== undefined) {

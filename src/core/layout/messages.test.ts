@@ -63,16 +63,17 @@ describe("unknown fields", () => {
 });
 
 describe("types in the layout's words", () => {
-  it("a record given a list, a duration given a number, a list given an object", () => {
+  it("a record given a list, a duration given a number, a list given an object, a version that can only be 1", () => {
     expect(
       issuesOf({
-        version: 1,
+        version: 2,
         vault: { timeout: 30 },
         auth: { approle: { roleIdFile: "r", secretIdFile: "s" } },
         sources: [],
         outputs: {},
       }),
     ).toEqual([
+      "$.version: must be 1",
       '$.vault.timeout: must be a duration in quotes, such as "30s", "5m", "1h30m" or seconds as "90"',
       "$.sources: must be an object of name → value, not a list",
       "$.outputs: must be a list, not an object",
