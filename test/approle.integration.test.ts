@@ -125,8 +125,8 @@ describe("AppRole files while a token is cached", () => {
     await mkdir(secretIdFile(t));
     const u = await findings(t);
     expect(u.code).toBe(1);
-    expect(u.approle).toContainEqual(expect.objectContaining({ subject: "agent-only/approle/secret_id", severity: "error", message: expect.stringMatching(/cannot be read \(EISDIR\)/) as string }));
-    expect((await t.run(["sync"])).stderr).toMatch(/warn: the secret_id file agent-only\/approle\/secret_id cannot be read \(EISDIR\)/);
+    expect(u.approle).toContainEqual(expect.objectContaining({ subject: "agent-only/approle/secret_id", severity: "error", message: expect.stringMatching(/cannot be read \(EISDIR: is a directory: the layout's auth\.approle\.secretIdFile must name a file, not a directory\)/) as string }));
+    expect((await t.run(["sync"])).stderr).toMatch(/warn: the secret_id file agent-only\/approle\/secret_id cannot be read \(EISDIR: is a directory: /);
   });
 
   it("with removeSecretIdFile a missing secret_id file is expected: check passes, sync is silent", async () => {

@@ -160,7 +160,7 @@ describe("check", () => {
     await t.writeLayout({ version: 1, outputs: "nope" });
     const r = await t.run(["check"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/\$\.outputs: expected array/);
+    expect(r.stderr).toMatch(/\$\.outputs: must be a list, not a string/);
   });
 });
 

@@ -34,6 +34,13 @@ async function initJson(args: string[], umask = "022"): Promise<InitResult> {
 }
 
 describe("init", () => {
+  it("a --secret-id-file that is a directory names the errno's meaning and the fix", async () => {
+    const base = await tempDir();
+    const r = await runInProcess(["init", path.join(base, "tree"), "--secret-id-file", base]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`init: cannot read --secret-id-file ${base}: EISDIR: is a directory (hint: --secret-id-file must name a file, not its directory)`);
+  });
+
   it("creates the tree with exact modes whatever the umask, a layout that validates and its schema", async () => {
     const dir = path.join(await tempDir(), "My Lab");
     const res = await initJson([dir], "077");

@@ -192,7 +192,7 @@ path "sys/leases/revoke" { capabilities = ["update"] }
     const names = await kept(t);
     expect(names).toHaveLength(1);
     const keptPath = path.join(t.agentDir, names[0] as string);
-    expect(r.stderr).toContain(`the state file is not valid JSON (truncated or damaged): ${stateFile(t)}; kept it as ${keptPath}; recovered 1 outputs, 1 leases, 1 pending hooks`);
+    expect(r.stderr).toContain(`the state file is not valid JSON (truncated or damaged): ${stateFile(t)}; kept it as ${keptPath}; recovered 1 output, 1 lease, 1 pending hook`);
     expect(await readFile(keptPath, "utf8")).toBe(cut);
     expect((await stat(keptPath)).mode & 0o777).toBe(0o600);
     // The pending hook ran; the lease was kept (not fetched again, so not orphaned in Vault).
@@ -216,7 +216,7 @@ path "sys/leases/revoke" { capabilities = ["update"] }
     expect(await kept(t)).toEqual([]);
     expect(await readFile(stateFile(t), "utf8")).toBe(bad);
     const r = await t.run(["sync"]);
-    expect(r.stderr).toMatch(/the state file is not valid JSON .*; kept it as .*state\.json\.corrupt-.*; recovered 1 outputs, 0 leases/);
+    expect(r.stderr).toMatch(/the state file is not valid JSON .*; kept it as .*state\.json\.corrupt-.*; recovered 1 output, 0 leases/);
     expect(r.stderr).toContain(leaseId);
     expect(await kept(t)).toHaveLength(1);
     // The state written by that run is whole again.

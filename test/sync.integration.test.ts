@@ -175,6 +175,7 @@ describe("sync", () => {
     const r = await t.run(["sync"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/read secret\/data\/other: permission denied \(the policy needs "read" on "secret\/data\/other"\)/);
+    expect(r.stderr).toContain('(hint: check the path as well as the policy: mount "secret", path "other" (without "data/"), KV v2, so read at secret/data/other; not retried)');
     expect(t.double.countRequests({ path: "secret/data/other" })).toBe(1);
     expect(await readFile(path.join(t.publicDir, "a"), "utf8")).toBe("p");
   });

@@ -192,7 +192,7 @@ describe("path tricks", () => {
     ["a newline", "a\nb", /must not contain control characters/],
     ["a NUL", "a\u0000b", /must not contain control characters/],
     ["a 300-byte name", "x".repeat(300), /has a path segment longer than 255 bytes/],
-    ["a 1100-byte path", "abcdefghi/".repeat(110) + "x", /is longer than 1024 bytes|<=1024 characters/],
+    ["a 1100-byte path", "abcdefghi/".repeat(110) + "x", /is longer than 1024 bytes|at most 1024 characters/],
     ["our temp prefix", ".vault-render.tmp-1-x", /reserved prefix/],
     ["a backslash", "a\\..\\b", /must use \/ as separator/],
   ])("%s: exit 2 naming $.outputs[0].file, nothing written", async (_n, file, msg) => {

@@ -85,6 +85,23 @@ describe("TLS", () => {
     expect(r.stderr).toMatch(/TLS verification of https:\/\/127\.0\.0\.1:\d+ failed/);
   });
 
+  it("an https:// address answered by plain HTTP says so, not \"verification failed\"", async () => {
+    const plain = await startVaultDouble();
+    const p = await makeTree({ double: plain, mode: "in-process" });
+    try {
+      const host = plain.url.replace(/^http:\/\//, "");
+      const r = await p.run(["sync"], { env: { VAULT_ADDR: `https://${host}` } });
+      expect(r.code).toBe(3);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toContain(`the server at ${host} speaks plain HTTP, not TLS (`);
+      expect(r.stderr).toContain(`(hint: use http://${host} as the address (VAULT_ADDR or vault.address), or enable TLS on its listener)`);
+      expect(r.stderr).not.toMatch(/verification/);
+    } finally {
+      await p.cleanup();
+      await plain.close();
+    }
+  });
+
   it("VAULT_SKIP_VERIFY=true connects and warns on every run; layout skipVerify too", async () => {
     await t.writeLayout(baseLayout());
     for (let i = 0; i < 2; i++) {

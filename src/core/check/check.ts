@@ -4,6 +4,7 @@
  * problems were found, 2 for an invalid layout (thrown before), 3 when Vault could not be
  * consulted (offline findings are still reported).
  */
+import { count } from "../support/plural.js";
 import { createPrivateKey } from "node:crypto";
 import { lstat, readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
@@ -449,6 +450,6 @@ export function formatReport(r: CheckReport, color: boolean): string {
   const lines = [`${"".padEnd(4)}  ${"CHECK".padEnd(w1)}  ${"SUBJECT".padEnd(w2)}  DETAIL`];
   for (const x of rows) lines.push(`${paint(x.severity, label(x.severity).padEnd(4))}  ${x.check.padEnd(w1)}  ${x.subject.padEnd(w2)}  ${x.message}`);
   const verdict = r.exit === ExitCode.Ok ? "all good" : r.exit === ExitCode.Unavailable ? "could not verify against Vault" : "problems found";
-  lines.push(`check: ${verdict}: ${r.counts.error} errors, ${r.counts.warning} warnings, ${r.counts.ok} ok${r.offline ? " (offline)" : ""}`);
+  lines.push(`check: ${verdict}: ${count(r.counts.error, "error")}, ${count(r.counts.warning, "warning")}, ${r.counts.ok} ok${r.offline ? " (offline)" : ""}`);
   return lines.join("\n") + "\n";
 }

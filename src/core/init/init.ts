@@ -9,6 +9,7 @@
  * public/ to 0755), a readable AppRole file tightened to 0600, and each is reported. An existing
  * layout is loaded and its paths, mount and role are used. Secrets are never printed: only names.
  */
+import { errnoOf, errnoText, readErrorStep } from "../support/errno.js";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { ExitCode, VrError } from "../support/errors.js";
@@ -185,8 +186,9 @@ async function ownSecretFile(rec: Recorder, file: string, from: string | undefin
     try {
       bytes = await readFile(from);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? "error";
-      throw usage(`init: cannot read ${flag} ${from}: ${code}`, code === "EISDIR" ? "give the file, not its directory" : "check the path and that this user can read it");
+      const code = errnoOf(e);
+      const step = code === "EISDIR" ? `${flag} must name a file, not its directory` : code === "ENOENT" ? undefined : readErrorStep(code);
+      throw usage(`init: cannot read ${flag} ${from}: ${errnoText(e)}`, step ?? "check the path and that this user can read it");
     }
     if (bytes.toString("utf8").trim() === "") throw usage(`init: ${flag} ${from} is empty`);
   }

@@ -1,6 +1,8 @@
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseBoolEnv, resolveLayoutText, validateLayout } from "./load.js";
+import { jsonSyntaxMessage, loadLayout, parseBoolEnv, resolveLayoutText, validateLayout } from "./load.js";
 import { layoutJsonSchema } from "./schema.js";
 
 const base = () => ({
@@ -28,7 +30,7 @@ describe("layout validation", () => {
       { file: "c", format: "raw", value: "db.password", extra: 1 },
     ];
     expect(issuesOf(doc)).toEqual([
-      "$.auth.approle.secretIdFile: required (expected string)",
+      "$.auth.approle.secretIdFile: required (a string)",
       "$.sources.db.mount: a mount path without a trailing /",
       '$.outputs[0].keys: an env output needs "keys", "from" or both',
       '$.outputs[1].format: expected one of "env", "raw", "json", "template", "pki"',
@@ -146,6 +148,32 @@ describe("layout validation", () => {
 
   it("reports invalid JSON with the layout file and no stack", () => {
     expect(() => resolveLayoutText("/x/l.json", "{ nope", {})).toThrow(/\/x\/l\.json: \$: not valid JSON/);
+  });
+
+  it("names the errno's meaning and the next step when the layout cannot be read", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "vr-layout-"));
+    try {
+      await expect(loadLayout(dir, {})).rejects.toMatchObject({
+        message: `cannot read layout ${dir}: EISDIR: is a directory`,
+        hint: "--layout must name the layout file, not its directory",
+      });
+      await expect(loadLayout(path.join(dir, "nope.json"), {})).rejects.toMatchObject({
+        message: `cannot read layout ${path.join(dir, "nope.json")}: ENOENT: no such file or directory`,
+        hint: "pass the layout with --layout or run from its directory (default ./vault-layout.json)",
+      });
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it("names the line and column of a JSON syntax error, and none of the text around it", () => {
+    expect(() => resolveLayoutText("/x/l.json", "{ nope", {})).toThrow("/x/l.json: $: not valid JSON at line 1, column 3 (Expected property name or '}')");
+    expect(jsonSyntaxMessage("/l", '{\n  "a": 1,\n  nope', "Expected double-quoted property name in JSON at position 14")).toBe(
+      "/l: $: not valid JSON at line 3, column 3 (Expected double-quoted property name)",
+    );
+    expect(jsonSyntaxMessage("/l", '{\n  "a": ', "Unexpected end of JSON input")).toBe("/l: $: not valid JSON at line 2, column 8 (Unexpected end of JSON input)");
+    expect(jsonSyntaxMessage("/l", "x", "Unexpected token 'x', \"x\" is not valid JSON (line 1 column 1)")).toBe("/l: $: not valid JSON at line 1, column 1 (Unexpected token 'x')");
+    expect(jsonSyntaxMessage("/l", '["s3cr3t",]', "Unexpected token ']', \"[\"s3cr3t\",]\" is not valid JSON")).not.toContain("s3cr3t");
   });
 });
 

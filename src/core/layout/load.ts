@@ -19,6 +19,8 @@ import { checkEnvKey } from "../render/dotenv.js";
 import { isPki, outputFiles, pkiFiles } from "./outputs.js";
 import type { HookSpec, Layout, OutputSpec, SourceSpec } from "./schema.js";
 import { cutText } from "../support/redact.js";
+import { closest } from "../support/closest.js";
+import { errnoOf, errnoText, readErrorStep } from "../support/errno.js";
 
 export interface LayoutIssue {
   /** JSON path such as `$.outputs[2].file`. */
@@ -69,13 +71,117 @@ function jsonPath(p: ReadonlyArray<PropertyKey>): string {
   return out;
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+interface SchemaDef {
+  type: string;
+  shape?: Record<string, { _zod: { def: SchemaDef; values?: ReadonlySet<unknown> } }>;
+  innerType?: Walkable;
+  in?: Walkable;
+  element?: Walkable;
+  valueType?: Walkable;
+  options?: Walkable[];
+  discriminator?: string;
+  getter?: () => Walkable;
+}
+interface Walkable {
+  _zod: { def: SchemaDef; values?: ReadonlySet<unknown> };
+}
+
+/**
+ * The field names the schema allows for the object at `at` in `doc` (for "did you mean"): walks
+ * the schema along the path, through wrappers, arrays and records; of a union it takes the object
+ * options that fit the document (the one its discriminator names, or those holding every field it
+ * has that is not unknown).
+ */
+function knownKeysAt(schema: Walkable, at: ReadonlyArray<PropertyKey>, doc: unknown, unknown: readonly string[]): string[] {
+  const objects = (sc: Walkable, value: unknown, depth: number): Walkable[] => {
+    let cur = sc;
+    for (let n = 0; n < 20; n++) {
+      const d = cur._zod.def;
+      const next = d.innerType ?? (d.type === "pipe" ? d.in : undefined) ?? (d.type === "lazy" ? d.getter?.() : undefined);
+      if (!next) break;
+      cur = next;
+    }
+    const d = cur._zod.def;
+    if (d.type === "union" && d.options) return d.options.flatMap((o) => objects(o, value, depth));
+    if (depth < at.length) {
+      const seg = at[depth];
+      const child = isRecord(value) || Array.isArray(value) ? (value as Record<PropertyKey, unknown>)[seg as string] : undefined;
+      if (d.type === "object" && typeof seg === "string" && d.shape?.[seg]) return objects(d.shape[seg], child, depth + 1);
+      if (d.type === "array" && typeof seg === "number" && d.element) return objects(d.element, child, depth + 1);
+      if (d.type === "record" && d.valueType) return objects(d.valueType, child, depth + 1);
+      return [];
+    }
+    return d.type === "object" ? [cur] : [];
+  };
+  const target: unknown = at.reduce<unknown>((v, seg) => (isRecord(v) || Array.isArray(v) ? (v as Record<PropertyKey, unknown>)[seg as string] : undefined), doc);
+  const present = isRecord(target) ? Object.keys(target).filter((k) => !unknown.includes(k)) : [];
+  let fits = objects(schema, doc, 0);
+  const shapeOf = (o: Walkable) => o._zod.def.shape ?? {};
+  const byTag = fits.filter((o) =>
+    Object.entries(shapeOf(o)).some(([k, f]) => f._zod.def.type === "literal" && isRecord(target) && f._zod.values?.has(target[k])),
+  );
+  if (fits.length > 1 && byTag.length) fits = byTag;
+  else if (fits.length > 1) fits = fits.filter((o) => present.every((k) => k in shapeOf(o)));
+  return [...new Set(fits.flatMap((o) => Object.keys(shapeOf(o))))].filter((k) => !present.includes(k));
+}
+
+function unknownFields(issue: z.core.$ZodIssue & { code: "unrecognized_keys" }, doc: unknown): string {
+  const known = knownKeysAt(layoutSchema as unknown as Walkable, issue.path, doc, issue.keys);
+  const named = issue.keys.map((k) => {
+    const near = closest(k, known);
+    return near === undefined ? JSON.stringify(k) : `${JSON.stringify(k)} (did you mean ${JSON.stringify(near)}?)`;
+  });
+  return `unknown field${issue.keys.length > 1 ? "s" : ""} ${named.join(", ")}`;
+}
+
+/** zod's type names in the layout's words. */
+function kindName(kind: string): string {
+  const names: Record<string, string> = {
+    string: "a string",
+    number: "a number",
+    int: "a whole number",
+    boolean: "true or false",
+    array: "a list",
+    object: "an object",
+    record: "an object of name → value",
+    null: "null",
+    nan: "NaN",
+  };
+  return names[kind.toLowerCase()] ?? kind;
+}
+
+function sizeText(issue: z.core.$ZodIssue & { code: "too_small" | "too_big" }): string {
+  const small = issue.code === "too_small";
+  const limit = Number(small ? (issue as { minimum: number | bigint }).minimum : (issue as { maximum: number | bigint }).maximum);
+  const inclusive = issue.inclusive !== false;
+  const unit = issue.origin === "string" ? "character" : issue.origin === "array" || issue.origin === "set" ? "entry" : undefined;
+  if (unit === undefined) {
+    if (issue.origin !== "number" && issue.origin !== "int" && issue.origin !== "bigint") return issue.message;
+    return `must be ${small ? (inclusive ? "at least" : "greater than") : inclusive ? "at most" : "less than"} ${limit}`;
+  }
+  const n = inclusive ? limit : small ? limit + 1 : limit - 1;
+  if (small && n === 1) return issue.origin === "string" ? "must not be empty" : "must not be an empty list";
+  const units = n === 1 ? unit : unit === "entry" ? "entries" : `${unit}s`;
+  return `must have ${small ? "at least" : "at most"} ${n} ${units}`;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, doc: unknown): string {
   switch (issue.code) {
-    case "invalid_type":
-      return / received undefined$/.test(issue.message) ? `required (expected ${issue.expected})` : `expected ${issue.expected}, got ${issue.message.replace(/^.* received /, "")}`;
+    case "invalid_type": {
+      // A schema's own words (a duration says what one looks like) win over the generic ones.
+      if (!/^Invalid input: expected /.test(issue.message)) return issue.message;
+      const got = / received (\S+)$/.exec(issue.message)?.[1] ?? "";
+      if (got === "undefined") return `required (${kindName(issue.expected)})`;
+      if (issue.expected === "int" && got === "number") return "must be a whole number";
+      return `must be ${kindName(issue.expected)}, not ${kindName(got)}`;
+    }
+    case "too_small":
+    case "too_big":
+      return sizeText(issue);
     case "unrecognized_keys":
-      return `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`;
+      return unknownFields(issue, doc);
     case "invalid_value":
+      if (issue.values.length === 1) return `must be ${JSON.stringify(issue.values[0])}`;
       return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
     case "invalid_union":
       if ("discriminator" in issue && issue.discriminator !== undefined) {
@@ -173,7 +279,7 @@ export function validateLayout(doc: unknown): { layout: Layout; issues: [] } | {
   } else {
     // Schema errors and semantic errors are reported together: the semantic checks run on every
     // part of the document that is valid on its own.
-    issues.push(...parsed.error.issues.map((i) => ({ path: jsonPath(i.path), message: describeIssue(i) })));
+    issues.push(...parsed.error.issues.map((i) => ({ path: jsonPath(i.path), message: describeIssue(i, doc) })));
     parts = checkableParts(doc);
   }
   issues.push(...reservedNames(doc), ...semanticIssues(parts));
@@ -292,9 +398,13 @@ export async function loadLayout(file: string, env: Env, memo?: MemoUse): Promis
   try {
     text = await readFile(abs, "utf8");
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new VrError("LAYOUT_READ", `cannot read layout ${file}: ${code ?? "error"}`, {
-      hint: "pass the layout with --layout or run from its directory (default ./vault-layout.json)",
+    const code = errnoOf(e);
+    const step = code === "ENOENT" || code === "EISDIR" ? undefined : readErrorStep(e);
+    throw new VrError("LAYOUT_READ", `cannot read layout ${file}: ${errnoText(code)}`, {
+      hint:
+        code === "EISDIR"
+          ? "--layout must name the layout file, not its directory"
+          : (step ?? "pass the layout with --layout or run from its directory (default ./vault-layout.json)"),
       exit: ExitCode.Usage,
     });
   }
@@ -310,13 +420,47 @@ export function resolveLayoutText(abs: string, text: string, env: Env): Resolved
   return resolveLayout(abs, validateText(abs, text).layout, env, text);
 }
 
+/**
+ * A JSON syntax error with its line and column: V8 names a character offset ("at position N",
+ * or "(line L column C)" in newer Node), an editor wants a line and a column. Only positions and
+ * V8's own words are shown, never the text around them (a layout may hold a mistyped secret).
+ */
+export function jsonSyntaxMessage(abs: string, text: string, v8: string): string {
+  const first = v8.split("\n")[0] ?? "";
+  let line: number | undefined;
+  let col: number | undefined;
+  const lc = /\(line (\d+) column (\d+)\)/.exec(first);
+  const pos = /at position (\d+)/.exec(first);
+  if (lc) {
+    line = Number(lc[1]);
+    col = Number(lc[2]);
+  } else if (pos) {
+    const at = Math.min(Number(pos[1]), text.length);
+    const before = text.slice(0, at);
+    line = before.split("\n").length;
+    col = at - (before.lastIndexOf("\n") + 1) + 1;
+  } else if (/Unexpected end of JSON input/.test(first)) {
+    const lines = text.split("\n");
+    line = lines.length;
+    col = (lines[lines.length - 1] ?? "").length + 1;
+  }
+  // V8 quotes the start of the text ("\"{ nope\" is not valid JSON"): drop the quote, keep the words.
+  const words = first
+    .replace(/,? ?".*" is not valid JSON/, "")
+    .replace(/ in JSON at position \d+.*$/, "")
+    .replace(/ ?\(line \d+ column \d+\)/, "")
+    .trim();
+  const where = line === undefined ? "" : ` at line ${line}, column ${col}`;
+  return `${abs}: $: not valid JSON${where} (${words || "syntax error"})`;
+}
+
 /** Parse and validate a layout text, or take the memo of it (with `memo`); `remember` records one. */
 function validateText(abs: string, text: string, memo?: MemoUse): { layout: Layout; remember?: () => void } {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new VrError("LAYOUT_INVALID", `${abs}: $: not valid JSON (${(e as Error).message.split("\n")[0]})`, { exit: ExitCode.Usage });
+    throw new VrError("LAYOUT_INVALID", jsonSyntaxMessage(abs, text, (e as Error).message), { exit: ExitCode.Usage });
   }
   const memoFile = memo ? layoutMemoFile(abs, doc) : undefined;
   const key = memoFile ? memoKey(text) : undefined;

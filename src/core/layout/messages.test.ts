@@ -6,7 +6,7 @@ import { validateLayout } from "./load.js";
 const issuesOf = (doc: unknown) => validateLayout(doc).issues.map((i) => `${i.path}: ${i.message}`);
 
 describe("layout issue texts from zod's messages", () => {
-  it("types, sizes, formats and enums read as they always did", () => {
+  it("types, sizes, formats and enums read in the layout's words, not zod's", () => {
     expect(
       issuesOf({
         version: 1,
@@ -17,16 +17,66 @@ describe("layout issue texts from zod's messages", () => {
       }),
     ).toEqual([
       "$.vault.address: expected an http:// or https:// URL",
-      "$.vault.retries: expected int, got number",
-      "$.vault.concurrency: Too small: expected number to be >=1",
+      "$.vault.retries: must be a whole number",
+      "$.vault.concurrency: must be at least 1",
       '$.vault: unknown fields "extra", "more"',
-      "$.auth.approle.roleIdFile: required (expected string)",
-      "$.auth.approle.secretIdFile: expected string, got number",
-      "$.sources.a.version: Too small: expected number to be >0",
+      "$.auth.approle.roleIdFile: required (a string)",
+      "$.auth.approle.secretIdFile: must be a string, not a number",
+      "$.sources.a.version: must be greater than 0",
       '$.sources.b.type: expected one of "kv", "read", "lease"',
-      "$.outputs[0].file: Too small: expected string to have >=1 characters",
+      "$.outputs[0].file: must not be empty",
       '$.outputs[0].dialect: expected one of "portable", "compose", "dotenv", "python-dotenv", "posix", "sh", "systemd"',
-      "$.outputs[1]: expected object, got string",
+      "$.outputs[1]: must be an object, not a string",
+    ]);
+  });
+});
+
+describe("unknown fields", () => {
+  const base = () => ({
+    version: 1,
+    auth: { approle: { roleIdFile: "r", secretIdFile: "s" } },
+    sources: { db: { type: "kv", mount: "secret", path: "db" } },
+    outputs: [{ file: "db.env", format: "env", keys: { A: "db.a" } }] as unknown[],
+  });
+
+  it("suggest the closest valid name of that object, at the field's JSON path", () => {
+    const doc = { ...base(), vault: { adress: "https://v:8200", timout: "5s" }, sources: { db: { type: "kv", mount: "secret", path: "db", kvversion: 2 } } };
+    doc.outputs = [
+      { file: "a.env", format: "env", keys: { A: "db.a" }, dialet: "posix" },
+      { file: "b", format: "raw", value: "db.a", newlin: false },
+      { file: "c", format: "raw", value: "db.a", zzzzzz: 1 },
+    ];
+    expect(issuesOf(doc)).toEqual([
+      '$.vault: unknown fields "adress" (did you mean "address"?), "timout" (did you mean "timeout"?)',
+      '$.sources.db: unknown field "kvversion" (did you mean "kvVersion"?)',
+      '$.outputs[0]: unknown field "dialet" (did you mean "dialect"?)',
+      '$.outputs[1]: unknown field "newlin" (did you mean "newline"?)',
+      '$.outputs[2]: unknown field "zzzzzz"',
+    ]);
+  });
+
+  it("suggest only names of the output's own format (raw outputs have no dialect)", () => {
+    const doc = base();
+    doc.outputs = [{ file: "b", format: "raw", value: "db.a", dialect: "posix" }];
+    expect(issuesOf(doc)).toEqual(['$.outputs[0]: unknown field "dialect"']);
+  });
+});
+
+describe("types in the layout's words", () => {
+  it("a record given a list, a duration given a number, a list given an object, a version that can only be 1", () => {
+    expect(
+      issuesOf({
+        version: 2,
+        vault: { timeout: 30 },
+        auth: { approle: { roleIdFile: "r", secretIdFile: "s" } },
+        sources: [],
+        outputs: {},
+      }),
+    ).toEqual([
+      "$.version: must be 1",
+      '$.vault.timeout: must be a duration in quotes, such as "30s", "5m", "1h30m" or seconds as "90"',
+      "$.sources: must be an object of name → value, not a list",
+      "$.outputs: must be a list, not an object",
     ]);
   });
 });

@@ -12,7 +12,9 @@ function describe<T extends z.ZodMiniType>(schema: T, description: string): T {
 }
 
 const duration = describe(
-  z.string().check(z.regex(/^(\d+(\.\d+)?(ms|s|m|h|d))+$|^\d+$/, 'a duration such as "30s", "5m", "1h30m" or seconds as "90"')),
+  z
+    .string({ error: (iss) => (iss.input === undefined ? undefined : 'must be a duration in quotes, such as "30s", "5m", "1h30m" or seconds as "90"') })
+    .check(z.regex(/^(\d+(\.\d+)?(ms|s|m|h|d))+$|^\d+$/, 'a duration such as "30s", "5m", "1h30m" or seconds as "90"')),
   'A duration: "500ms", "30s", "5m", "1h30m", "2d", or whole seconds as "90".',
 );
 

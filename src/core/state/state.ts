@@ -4,6 +4,7 @@
  * history. Hashes are HMAC-SHA256 under a random key kept beside the state, so the state holds
  * no guessable fingerprint of a short secret.
  */
+import { count } from "../support/plural.js";
 import { createHmac, randomBytes } from "node:crypto";
 import path from "node:path";
 import * as z from "../support/zod.js";
@@ -211,7 +212,12 @@ export class StateStore {
         where = `${this.file} (could not keep it aside: ${(e as NodeJS.ErrnoException).code ?? "error"})`;
       }
     }
-    const counts = `${Object.keys(state.outputs).length} outputs, ${Object.keys(state.leases).length} leases, ${Object.keys(state.pendingHooks).length} pending hooks, ${state.pendingRevokes.length} pending revokes`;
+    const counts = [
+      count(Object.keys(state.outputs).length, "output"),
+      count(Object.keys(state.leases).length, "lease"),
+      count(Object.keys(state.pendingHooks).length, "pending hook"),
+      count(state.pendingRevokes.length, "pending revoke"),
+    ].join(", ");
     opts.warn?.(
       `the state file is ${problem}: ${where}; recovered ${counts}` +
         (lost.length ? `; leases that could not be recovered (revoke them: vault lease revoke <id>): ${lost.join(", ")}` : ""),

@@ -4,6 +4,7 @@
  * fails, so `check` reports it and `sync` warns; a file other users could read is reported by
  * `check` and tightened to 0600 by `sync`.
  */
+import { readErrorText } from "../support/errno.js";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import type { ResolvedLayout } from "../layout/load.js";
@@ -58,7 +59,7 @@ export async function inspectAppRoleFiles(layout: ResolvedLayout): Promise<AppRo
 /** One line for a file the next login cannot use, or null when it is fine (or missing on purpose). */
 export function appRoleFileProblem(s: AppRoleFileStatus): string | null {
   if (s.state === "ok" || s.expected) return null;
-  const what = s.state === "missing" ? "does not exist" : s.state === "empty" ? "is empty" : `cannot be read (${s.reason ?? "error"})`;
+  const what = s.state === "missing" ? "does not exist" : s.state === "empty" ? "is empty" : `cannot be read (${readErrorText(s.reason, s.what === "secret_id" ? "auth.approle.secretIdFile" : "auth.approle.roleIdFile")})`;
   return `the ${s.what} file ${s.rel} ${what}: the cached token works until it can no longer be renewed, then the AppRole login fails`;
 }
 

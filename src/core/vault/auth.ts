@@ -3,6 +3,7 @@
  * its TTL; log in with AppRole only when the token is missing, invalid, or near its max TTL.
  * The token lifecycle is separate from every secret's: a new token never re-fetches or re-issues.
  */
+import { readErrorText } from "../support/errno.js";
 import path from "node:path";
 import { ExitCode, VrError } from "../support/errors.js";
 import type { ResolvedLayout } from "../layout/load.js";
@@ -63,7 +64,10 @@ async function readSecretFile(file: string, what: string, redactor: Redactor): P
   try {
     buf = await readPrivate(file);
   } catch (e) {
-    throw new VrError("AUTH_FILES", `cannot read the ${what} file ${file}`, { exit: ExitCode.Unavailable, cause: e });
+    throw new VrError("AUTH_FILES", `cannot read the ${what} file ${file}: ${readErrorText(e, what === "secret_id" ? "auth.approle.secretIdFile" : "auth.approle.roleIdFile")}`, {
+      exit: ExitCode.Unavailable,
+      cause: e,
+    });
   }
   if (!buf) {
     throw new VrError("AUTH_FILES", `the ${what} file ${file} does not exist`, {

@@ -222,6 +222,20 @@ export function classifyNetwork(e: unknown, name: RequestName, address: string, 
   const where = `${name.op} ${vaultPath}`;
   const err = e as { code?: unknown; message?: unknown } | null;
   const code = typeof err?.code === "string" ? err.code : undefined;
+  const message = typeof err?.message === "string" ? err.message : "";
+  if (address.startsWith("https://") && (code === "ERR_SSL_WRONG_VERSION_NUMBER" || (code === "EPROTO" && /wrong version number|packet length too long|http request/i.test(message)))) {
+    // An https:// address answered in plain text: OpenSSL reads "HTTP/1.1 400" as a TLS record.
+    const host = address.replace(/^https:\/\//, "");
+    return new VaultRequestError(
+      "tls",
+      vaultPath,
+      undefined,
+      `${where}: the server at ${host} speaks plain HTTP, not TLS (${code})`,
+      undefined,
+      `use http://${host} as the address (VAULT_ADDR or vault.address), or enable TLS on its listener`,
+      notSent,
+    );
+  }
   if (code && TLS_CODES.has(code)) {
     return new VaultRequestError(
       "tls",

@@ -67,6 +67,27 @@ export function kvContext(sources: Iterable<SourceSpec>): KvContext {
   return { settled: settledKvVersions(sources), detecting: new Map() };
 }
 
+/**
+ * A 403 on a KV read is as often a wrong path (another mount, the KV version mixed up, "data/"
+ * written into the path) as a missing policy: the hint names both, with the path as it was read.
+ */
+async function kvPathChecked<T>(spec: { mount: string; path: string }, v: 1 | 2, read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (e) {
+    if (!(e instanceof VaultRequestError) || e.kind !== "permission" || e.status !== 403) throw e;
+    const readAt = v === 2 ? `${spec.mount}/data/${spec.path}` : `${spec.mount}/${spec.path}`;
+    throw new VaultRequestError(
+      "permission",
+      e.vaultPath,
+      e.status,
+      e.message,
+      e.body,
+      `check the path as well as the policy: mount "${spec.mount}", path "${spec.path}" (without "data/"), KV v${v}, so read at ${readAt}; not retried`,
+    );
+  }
+}
+
 export async function readSource(client: VaultClient, spec: StaticSource, state: State, kv: KvContext): Promise<SourceData> {
   if (spec.type === "read") {
     const res = await client.read(spec.path);
@@ -86,11 +107,11 @@ export async function readSource(client: VaultClient, spec: StaticSource, state:
     throw new VaultRequestError("client", `${spec.mount}/${spec.path}`, undefined, `read ${spec.mount}/${spec.path}: "version" is pinned but "${spec.mount}" is a KV v1 mount (versions exist only in KV v2)`, undefined, 'remove "version" or point the source at a KV v2 mount');
   }
   if (v === 1) {
-    const res = await client.read(`${spec.mount}/${spec.path}`);
+    const res = await kvPathChecked(spec, 1, client.read(`${spec.mount}/${spec.path}`));
     return { data: (res.data ?? {}), path: `${spec.mount}/${spec.path}` };
   }
   const query = spec.version !== undefined ? { version: String(spec.version) } : undefined;
-  const res = await client.read(`${spec.mount}/data/${spec.path}`, { query });
+  const res = await kvPathChecked(spec, 2, client.read(`${spec.mount}/data/${spec.path}`, { query }));
   const inner = res.data as { data?: Record<string, unknown> | null; metadata?: { version?: number } } | null | undefined;
   if (!inner || !inner.data || typeof inner.data !== "object") {
     throw new VaultRequestError("not-found", `${spec.mount}/data/${spec.path}`, 200, `read ${spec.mount}/data/${spec.path}: the answer has no data (is "${spec.mount}" really KV v2?)`, undefined);

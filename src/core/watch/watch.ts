@@ -10,6 +10,7 @@
  * wait (idle, backoff, debounce, the lock) is one Clock.sleep with an AbortSignal: a stop
  * (SIGTERM) or reload (SIGHUP) request ends it at once, and nothing polls.
  */
+import { count } from "../support/plural.js";
 import path from "node:path";
 import type { Clock } from "../support/clock.js";
 import { ExitCode, VrError, oneLine } from "../support/errors.js";
@@ -203,7 +204,7 @@ export class Watcher {
     this.debounceCtl?.abort();
     await this.layoutWatcher?.close();
     await this.publicWatcher?.close();
-    this.opts.log.info({ passes: this.passes }, `watch stopped after ${this.passes} passes`);
+    this.opts.log.info({ passes: this.passes }, `watch stopped after ${count(this.passes, "pass", "passes")}`);
     return ExitCode.Ok;
   }
 }
