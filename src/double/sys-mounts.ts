@@ -4,7 +4,7 @@
  * double implements can be mounted (kv v1/v2, pki, database; approle for auth); any other type is
  * refused with 400 like a type missing from Vault's plugin catalog.
  */
-import { addMount } from "./model/mounts.js";
+import { addMount, mountInfo } from "./model/mounts.js";
 import type { Mount } from "./model/types.js";
 import { mountDatabase, mountPki } from "./fixtures.js";
 import { ME_UNSUPPORTED_OP, NO_CONTENT, err, ok } from "./result.js";
@@ -20,22 +20,11 @@ function conflict(s: State, path: string, auth: boolean): string | undefined {
   return undefined;
 }
 
+/** sys/mounts and sys/auth list a mount with the fields the UI preflight gives, plus its deprecation status. */
 function mountEntry(m: Mount): Obj {
-  return {
-    accessor: m.accessor,
-    config: { default_lease_ttl: 0, force_no_cache: false, max_lease_ttl: 0 },
-    deprecation_status: "supported",
-    description: m.description,
-    external_entropy_access: false,
-    local: m.kind === "cubbyhole",
-    options: m.options ? { ...m.options } : null,
-    plugin_version: "",
-    running_plugin_version: m.runningVersion,
-    running_sha256: "",
-    seal_wrap: false,
-    type: m.type,
-    uuid: m.uuid,
-  };
+  // Vault's key order (alphabetical): deprecation_status goes between config and description.
+  const { accessor, config, ...rest } = mountInfo(m, false);
+  return { accessor, config, deprecation_status: "supported", ...rest };
 }
 
 function listing(s: State, auth: boolean): Result {

@@ -1,10 +1,10 @@
 /** sys/ endpoints: health, policies, leases, the KV preflight (internal/ui/mounts) and wrapping. */
 import { parseIncrement } from "./duration.js";
 import { leaseLive, renewLease } from "./model/leases.js";
-import { findMount } from "./model/mounts.js";
+import { findMount, mountInfo } from "./model/mounts.js";
 import { DEFAULT_POLICY_HCL, aclFor, addPolicy } from "./model/policies.js";
 import { liveToken, useToken } from "./model/tokens.js";
-import type { Mount, TokenEntry, WrapEntry } from "./model/types.js";
+import type { TokenEntry, WrapEntry } from "./model/types.js";
 import { consumeWrap, liveWrap } from "./model/wrapping.js";
 import { INVALID_WRAPPING_TOKEN, ME_INVALID_TOKEN, ME_PERMISSION_DENIED, ME_UNSUPPORTED_OP, ME_UNSUPPORTED_PATH, NOT_FOUND, NO_CONTENT, PERMISSION_DENIED, err, ok } from "./result.js";
 import type { Ctx, Result } from "./result.js";
@@ -188,25 +188,6 @@ export function preflight(s: State, ctx: Ctx): Result {
     );
   }
   return ok({ data: mountInfo(m, true), mountType: "system" });
-}
-
-function mountInfo(m: Mount, withPath: boolean): Obj {
-  const info: Obj = {
-    accessor: m.accessor,
-    config: { default_lease_ttl: 0, force_no_cache: false, max_lease_ttl: 0 },
-    description: m.description,
-    external_entropy_access: false,
-    local: m.kind === "cubbyhole",
-    options: m.options ? { ...m.options } : null,
-    plugin_version: "",
-    running_plugin_version: m.runningVersion,
-    running_sha256: "",
-    seal_wrap: false,
-    type: m.type,
-    uuid: m.uuid,
-  };
-  if (withPath) info["path"] = m.path;
-  return info;
 }
 
 export function unwrap(s: State, ctx: Ctx): Result {

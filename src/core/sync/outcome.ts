@@ -84,18 +84,9 @@ export async function writeRunMetrics(opts: Pick<RunOptions, "layoutFile" | "env
 }
 
 /** One file in the `--json` summary: names, sizes, the one-line error; never a value. */
-interface SummaryFile {
-  file: string;
-  action: OutputResult["action"];
-  keysAdded?: string[];
-  keysRemoved?: string[];
-  keysChanged?: string[];
-  sizeBefore?: number;
-  sizeAfter?: number;
-  modeFixed?: boolean;
-  note?: string;
+type SummaryFile = Pick<OutputResult, "file" | "action" | "keysAdded" | "keysRemoved" | "keysChanged" | "sizeBefore" | "sizeAfter" | "modeFixed" | "note"> & {
   error?: { code: string; message: string };
-}
+};
 
 export interface SyncSummary {
   version: 1;
