@@ -144,7 +144,24 @@ function staleReason(info: LockInfo | null, ageMs: number, deps: Pick<LockDeps, 
  * judge).
  */
 async function createExclusive(file: string, content: string, now: number): Promise<FileHandle | null> {
+  // A holder in another pid namespace (a container sharing agent-only/) cannot see our pid, so its
+  // clean-up of stale temps can remove our temp between its creation and the link (ENOENT). That
+  // is not a failure of agent-only/: write a new temp and try again.
+  for (let attempt = 1; ; attempt++) {
+    const r = await createExclusiveOnce(file, content, now);
+    if (r !== "temp-removed") return r;
+    if (attempt === 3) {
+      throw new VrError("AGENT_DIR", `cannot create the lock ${file}: its temp file was removed three times in a row; nothing was changed`, {
+        hint: "another process is deleting vault-render's temp files in agent-only/",
+        exit: ExitCode.Environment,
+      });
+    }
+  }
+}
+
+async function createExclusiveOnce(file: string, content: string, now: number): Promise<FileHandle | null | "temp-removed"> {
   const tmp = path.join(path.dirname(file), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
+  let linking = false;
   let fh: FileHandle | undefined;
   try {
     fh = await open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
@@ -152,12 +169,14 @@ async function createExclusive(file: string, content: string, now: number): Prom
     // The first heartbeat, on the clock the waiters judge it by.
     await fh.utimes(now / 1000, now / 1000);
     await fh.sync();
+    linking = true;
     await link(tmp, file);
     const held = fh;
     fh = undefined;
     return held;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "EEXIST") return null;
+    if (linking && (e as NodeJS.ErrnoException).code === "ENOENT") return "temp-removed";
     throw new VrError("AGENT_DIR", `cannot create the lock ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; nothing was changed`, {
       hint: "agent-only/ must be a writable directory with free space for vault-render",
       exit: ExitCode.Environment,
