@@ -3,6 +3,11 @@
  * methods, as `vault secrets enable` / `vault auth enable` drive them. Only the engine types the
  * double implements can be mounted (kv v1/v2, pki, database; approle for auth); any other type is
  * refused with 400 like a type missing from Vault's plugin catalog.
+ *
+ * Not in the project's wire reference (../shared/vault-api.md covers neither sys/mounts, sys/auth
+ * nor AppRole role writes): the status codes and error texts here are Vault's as remembered from its
+ * source, unconfirmed, and kept on the strict side (root or an ACL grant for every write, 400 for a
+ * path already in use). Check them against a real Vault before relying on their exact words.
  */
 import { addMount, mountInfo } from "./model/mounts.js";
 import type { Mount } from "./model/types.js";
