@@ -1,9 +1,11 @@
-// `npm run sandbox [-- --dir <tree>] [--port <n>]`: a throwaway Vault to try vault-render against.
+// `npm run sandbox [-- --dir <tree>] [--port <n>] [--bare]`: a throwaway Vault to try vault-render against.
 // Starts the bundled Vault-API double (dist/double/serve.js, seed format at the top of
 // src/double/serve.ts) on loopback with the demo's secrets, writes a ready role_id/secret_id and a
 // layout into the tree (default ./sandbox; `--dir demo` keeps serving the tree `npm run demo` left),
 // prints VAULT_ADDR, the root token and the next command, and runs until Ctrl-C / SIGTERM (exit 0).
-// Everything lives in memory: stopping it forgets every secret, token and role.
+// Everything lives in memory: stopping it forgets every secret, token and role. `--bare` starts it
+// with nothing configured (no mounts, no AppRole, no tree written), as a new Vault is before the
+// operations guide's setup, to rehearse that guide from its first command (test/docs-runnable.test.ts).
 import { execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -23,10 +25,12 @@ function fail(msg) {
 
 const args = { dir: "sandbox", port: "8200" };
 const argv = process.argv.slice(2);
+const bare = argv.includes("--bare");
+if (bare) argv.splice(argv.indexOf("--bare"), 1);
 for (let i = 0; i < argv.length; i++) {
   const [k, inline] = argv[i].split(/=(.*)/s, 2);
   const key = k.replace(/^--/, "");
-  if (!k.startsWith("--") || !(key in args)) fail(`unknown argument ${argv[i]} (usage: sandbox [--dir <tree>] [--port <n>])`);
+  if (!k.startsWith("--") || !(key in args)) fail(`unknown argument ${argv[i]} (usage: sandbox [--dir <tree>] [--port <n>] [--bare])`);
   const v = inline ?? argv[++i];
   if (v === undefined) fail(`missing value for ${k}`);
   args[key] = v;
@@ -39,23 +43,25 @@ const dir = path.resolve(args.dir);
 const agentOnly = path.join(dir, "agent-only");
 const approle = path.join(agentOnly, "approle");
 const layoutFile = path.join(dir, "vault-layout.json");
-mkdirSync(approle, { recursive: true });
-mkdirSync(path.join(dir, "public"), { recursive: true });
-chmodSync(agentOnly, 0o700);
-chmodSync(approle, 0o700);
-chmodSync(path.join(dir, "public"), 0o755);
-if (!existsSync(path.join(dir, "templates"))) cpSync(path.join(root, "templates"), path.join(dir, "templates"), { recursive: true });
+if (!bare) {
+  mkdirSync(approle, { recursive: true });
+  mkdirSync(path.join(dir, "public"), { recursive: true });
+  chmodSync(agentOnly, 0o700);
+  chmodSync(approle, 0o700);
+  chmodSync(path.join(dir, "public"), 0o755);
+}
+if (!bare && !existsSync(path.join(dir, "templates"))) cpSync(path.join(root, "templates"), path.join(dir, "templates"), { recursive: true });
 
 const roleIdFile = path.join(approle, "role_id");
 const secretIdFile = path.join(approle, "secret_id");
 // A tree from an earlier sandbox or demo keeps its role_id; its secret_id and cached token belonged
 // to a Vault that is gone, so they are replaced.
-const roleId = existsSync(roleIdFile) ? readFileSync(roleIdFile, "utf8").trim() : randomUUID();
-rmSync(path.join(agentOnly, "token"), { force: true });
+const roleId = !bare && existsSync(roleIdFile) ? readFileSync(roleIdFile, "utf8").trim() : randomUUID();
+if (!bare) rmSync(path.join(agentOnly, "token"), { force: true });
 
 // --- the Vault double, seeded like the demo -----------------------------------------------------
 const traefik = ["v1", "v2", "demo-Tr-3b3b"].map((pw) => ({ mount: "secret", path: "homelab/traefik", data: { admin_user: "admin", admin_htpasswd: `$apr1$demo$${pw}` } }));
-const seed = {
+const seed = bare ? {} : {
   mounts: [
     { path: "secret", version: 2 },
     { path: "kv", version: 1 },
@@ -100,6 +106,18 @@ async function vault(method, p, body, headers = {}) {
   const r = await fetch(`${url}/v1/${p}`, { method, headers: { "X-Vault-Token": rootToken, ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
   if (!r.ok) throw new Error(`${method} ${p}: HTTP ${r.status}`);
   return r.status === 204 ? undefined : r.json();
+}
+
+if (bare) {
+  process.stdout.write(`Sandbox Vault (the bundled test double, in memory, bare: no mounts, no AppRole) listening on ${url}
+
+  export VAULT_ADDR=${url}
+  export VAULT_TOKEN=${rootToken}   # root token of this throwaway sandbox, not a real secret; it is gone when the sandbox stops
+
+Next: the operations guide from its first command (docs/operations.md: vault-render init, then the vault commands it prints).
+Ctrl-C stops it and forgets everything.
+`);
+  await new Promise(() => {});
 }
 
 try {

@@ -43,7 +43,7 @@ function docLines(): DocLine[] {
     for (let i = 0; i < lines.length; i++) {
       const raw = lines[i] ?? "";
       if (/^```/.test(raw)) {
-        inSh = !inSh && /^```(sh|bash|console)\s*$/.test(raw);
+        inSh = !inSh && /^```(sh|bash|console)(\s+runnable)?\s*$/.test(raw);
         continue;
       }
       if (!inSh) continue;

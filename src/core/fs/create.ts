@@ -36,6 +36,11 @@ export async function ensureDir(dir: string, mode: number): Promise<DirOutcome> 
   return { state: "created", mode };
 }
 
+/** Make the missing parents of `dir`, as `mkdir -p` does (0755 less the umask); existing ones are left alone. */
+export async function ensureParents(dir: string): Promise<void> {
+  await mkdir(path.dirname(dir), { recursive: true, mode: 0o755 });
+}
+
 /** Set an existing directory's mode (one init owns: public/, agent-only/, its approle/). */
 export async function setDirMode(dir: string, mode: number): Promise<void> {
   await chmod(dir, mode);

@@ -18,7 +18,7 @@ import { loadLayout } from "../layout/load.js";
 import { layoutJsonSchema } from "../layout/schema.js";
 import { runPolicy } from "../policy/policy.js";
 import { atomicWrite, DIR_MODE, FILE_MODE, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../fs/writer.js";
-import { createNew, ensureDir, kindAt, setDirMode } from "../fs/create.js";
+import { createNew, ensureDir, ensureParents, kindAt, setDirMode } from "../fs/create.js";
 import { setPrivateMode } from "../fs/private.js";
 
 const LAYOUT_NAME = "vault-layout.json";
@@ -275,6 +275,7 @@ export async function runInit(opts: InitOptions): Promise<InitResult> {
     // 0700, as docs/operations.md advises: public/ files are 0644, so only the root keeps other
     // local users out (Docker, as root, still bind-mounts public/).
     try {
+      await ensureParents(root);
       await ensureDir(root, PRIVATE_DIR_MODE);
       rec.created.push({ path: "./", mode: octal(PRIVATE_DIR_MODE) });
     } catch (e) {
