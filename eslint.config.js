@@ -2,6 +2,9 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 import globals from "globals";
 
+/** Child processes are started by one module (DESIGN.md): hooks and validators go through it. */
+const childProcess = ["node:child_process", "child_process"].map((name) => ({ name, message: "Child processes live in src/core/support/command.ts (DESIGN.md)." }));
+
 export default tseslint.config(
   { ignores: ["dist/**", "dist-bin/**", "node_modules/**", "coverage/**", "demo/**", ".tmp/**"] },
   js.configs.recommended,
@@ -33,10 +36,11 @@ export default tseslint.config(
   {
     // Every file-system mutation lives in src/core/fs/ (DESIGN.md): nothing else in the core writes.
     files: ["src/core/**/*.ts"],
-    ignores: ["src/core/fs/**", "src/core/**/*.test.ts"],
+    ignores: ["src/core/fs/**", "src/core/**/*.test.ts", "src/core/support/command.ts"],
     rules: {
       "no-restricted-imports": [
         "error",
+        ...childProcess,
         ...["node:fs", "node:fs/promises", "fs", "fs/promises"].map((name) => ({
           name,
           importNames: [
@@ -60,5 +64,11 @@ export default tseslint.config(
         })),
       ],
     },
+  },
+  {
+    // src/core/fs/ may touch files, but starts no process either.
+    files: ["src/core/fs/**/*.ts"],
+    ignores: ["src/core/**/*.test.ts"],
+    rules: { "no-restricted-imports": ["error", ...childProcess] },
   },
 );

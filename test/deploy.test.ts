@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { KILL_GRACE_MS } from "../src/core/sync/hooks.js";
+import { KILL_GRACE_MS } from "../src/core/support/command.js";
 import { BIN, ROOT, runCli, runInProcess, scaled, trackedTrees } from "./helpers.js";
 import type { Tree } from "./helpers.js";
 

@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Tree } from "./helpers.js";
 import { PKI_LEASE_RULES, baseLayout, makeTree, recordingClock, snapshot } from "./helpers.js";
-import { KILL_GRACE_MS } from "../src/core/sync/hooks.js";
+import { KILL_GRACE_MS } from "../src/core/support/command.js";
 
 const exec = promisify(execFile);
 

@@ -425,17 +425,35 @@ export async function lstatIn(dir: DirHandle, name: string): Promise<Stats | nul
 }
 
 /**
+ * A step between a complete temp file and its rename (a validation): given the temp's absolute
+ * path as other processes see it (not through the directory handle). Throwing stops the write:
+ * the temp is removed and the target is left as it was.
+ */
+export type BeforeCommit = (tmpAbs: string) => Promise<void>;
+
+/** Run `beforeCommit` on a prepared temp; when it throws, the temp (`tmpVia`, the handle's path) is removed. */
+export async function checkTemp(tmpVia: string, tmpAbs: string, beforeCommit: BeforeCommit): Promise<void> {
+  try {
+    await beforeCommit(tmpAbs);
+  } catch (e) {
+    await unlink(tmpVia).catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
  * Replace `root/rel` atomically with `bytes` at `mode`, every directory opened without following
  * links (created 0755-style at `dirMode` when missing, and set to it). Adds the file's directory
- * to `changed` for the caller's fsync.
+ * to `changed` for the caller's fsync. `beforeCommit` sees the complete temp before the rename.
  */
-export async function writeInTree(root: string, rel: string, bytes: Uint8Array, mode: number, dirMode: number, changed: Set<string>, fault?: WriteFault): Promise<void> {
+export async function writeInTree(root: string, rel: string, bytes: Uint8Array, mode: number, dirMode: number, changed: Set<string>, fault?: WriteFault, beforeCommit?: BeforeCommit): Promise<void> {
   const [dirRel, name] = splitRel(rel);
   const dir = (await openDirChain(root, dirRel, { create: { mode: dirMode, changed }, fixMode: dirMode })) as DirHandle;
   try {
     await lstatIn(dir, name);
     const file = path.join(dir.real, name);
     const tmp = await prepareTemp(file, bytes, mode, fault, dir.path);
+    if (beforeCommit) await checkTemp(tmp, path.join(dir.real, path.basename(tmp)), beforeCommit);
     await commitTemp(tmp, file, path.join(dir.path, name), fault);
     changed.add(dir.real);
   } finally {

@@ -17,6 +17,7 @@ import { checkTreesSeparate } from "./overlap.js";
 import { hookSchema, layoutSchema, outputSchema, sourceSchema } from "./schema.js";
 import { checkEnvKey } from "../render/dotenv.js";
 import { isPki, outputFiles, pkiFiles } from "./outputs.js";
+import { validateIssues } from "./validator.js";
 import type { HookSpec, Layout, OutputSpec, SourceSpec } from "./schema.js";
 import { cutText } from "../support/redact.js";
 import { closest } from "../support/closest.js";
@@ -332,6 +333,7 @@ function semanticIssues(p: Checkable): LayoutIssue[] {
         issues.push({ path: jsonPath(["outputs", i, ...where]), message: `unknown source "${src}" (defined sources: ${names(p.sourceNames)})` });
       }
     }
+    for (const [where, message] of validateIssues(o)) issues.push({ path: jsonPath(["outputs", i, ...where]), message });
     (o.hooks ?? []).forEach((h, j) => {
       if (!p.hookNames.has(h)) issues.push({ path: jsonPath(["outputs", i, "hooks", j]), message: `unknown hook "${h}" (defined hooks: ${names(p.hookNames)})` });
     });

@@ -112,9 +112,19 @@ const hookRefs = describe(
   'Hooks (names from "hooks") to run once after this output changes.',
 );
 
+/** A command run on the complete temp file before it replaces the live one (and by `check` on the live file). */
+const validateFields = (placeholders: string) => ({
+  validate: describe(
+    z.optional(z.array(z.string().check(z.minLength(1))).check(z.minLength(1))),
+    `argv run (no shell) before the new file replaces the live one, e.g. ["jq", "empty", "{}"]; ${placeholders}. A failure keeps the live file and fails the output. \`check\` runs it on the live file.`,
+  ),
+  validateTimeout: describe(z.optional(duration), 'Default "30s"; then SIGTERM, and SIGKILL 5 s later.'),
+});
+
 const common = {
   file: outputFile,
   hooks: hookRefs,
+  ...validateFields("every {} in an argument is replaced by the temp file's absolute path"),
   allowEmpty: describe(
     z.optional(z.boolean()),
     "env/json: an output that renders no keys (e.g. a secret emptied in Vault) is written as an empty file/object instead of failing. Default false.",
@@ -191,6 +201,7 @@ const pkiOutputSchema = describe(
     format: z.literal("pki"),
     dir: describe(outputFile, 'Directory of the certificate set, relative to public/, e.g. "certs/nextcloud".'),
     hooks: hookRefs,
+    ...validateFields("it sees the whole new set: {cert}, {key}, {ca}, {fullchain} (each file's temp path) and {} (the certificate, or the full chain without cert)"),
     mount: describe(mountPath, 'The PKI mount, e.g. "pki_int".'),
     role: z.string().check(z.regex(/^[A-Za-z0-9_.-]{1,128}$/, "a PKI role name")),
     commonName: z.string().check(z.minLength(1), z.maxLength(255)),

@@ -52,6 +52,7 @@ export type ErrorCode =
   | "UNSAFE_PATH"
   | "STATE"
   | "DRY_RUN_PENDING"
+  | "VALIDATION_FAILED"
   | "INTERNAL";
 
 export interface VrErrorOptions {

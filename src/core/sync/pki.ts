@@ -19,6 +19,7 @@ import type { DirHandle } from "../fs/writer.js";
 import { DIR_MODE, FILE_MODE, lstatIn, openDirChain, prepareTemp, splitRel, writeInTree } from "../fs/writer.js";
 import { expectedSet, inspectSet, serialOf } from "./pki-set.js";
 import { recordFailure } from "./record.js";
+import { runValidator, validateContext } from "./validate.js";
 import type { OutputResult } from "./result.js";
 
 /** A PKI set: re-issued only when due (or forced), verified, then committed as one unit. */
@@ -68,6 +69,16 @@ export async function syncPki(run: RunContext, o: PkiOutput, force: boolean, dir
       } catch (e) {
         await discardTemps(via.map(([tmp]) => tmp));
         throw e;
+      }
+      // The validator sees the whole new set (every temp) before anything is renamed.
+      if (o.validate) {
+        const temps = Object.fromEntries(entries.map(([part], k) => [part, renames[k]?.[0]]));
+        try {
+          await runValidator(validateContext(run), o, temps, id, set.privateKey);
+        } catch (e) {
+          await discardTemps(via.map(([tmp]) => tmp));
+          throw e;
+        }
       }
       const before = state.pki[id];
       const hadOutputs = new Set(entries.map(([, rel]) => rel).filter((rel) => state.outputs[rel]));
@@ -130,6 +141,7 @@ async function repairPki(run: RunContext, o: PkiOutput, dirsToSync: Set<string>)
   const bad = new Map((await inspectSet(layout.publicDir, o, exp)).map((p) => [p.rel, p]));
   const at = new Date(opts.clock.now()).toISOString();
   const results: OutputResult[] = [];
+  const livePaths = Object.fromEntries(Object.entries(pkiFiles(o)).map(([part, rel]) => [part, path.join(layout.publicDir, rel)]));
   for (const [part, rel] of Object.entries(pkiFiles(o)) as Array<[PkiPart, string]>) {
     const p = bad.get(rel);
     const bytes = exp.files[part];
@@ -139,7 +151,9 @@ async function repairPki(run: RunContext, o: PkiOutput, dirsToSync: Set<string>)
     }
     if (!opts.dryRun) {
       try {
-        await writeInTree(layout.publicDir, rel, bytes, FILE_MODE, DIR_MODE, dirsToSync, opts.writeFault);
+        // The validator sees the set as it will be: this file's temp, the others' live files.
+        const validate = o.validate ? (tmp: string) => runValidator(validateContext(run), o, { ...livePaths, [part]: tmp }, id) : undefined;
+        await writeInTree(layout.publicDir, rel, bytes, FILE_MODE, DIR_MODE, dirsToSync, opts.writeFault, validate);
       } catch (e) {
         recordFailure(run, id, e as Error);
         results.push({ file: rel, action: "failed", error: e as Error });

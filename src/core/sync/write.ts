@@ -18,7 +18,9 @@ import type { OutputState } from "../state/state.js";
 import { keyedHash } from "../state/state.js";
 import { mapLimit } from "../support/clock.js";
 import { diffKeys } from "../support/key-diff.js";
+import type { BeforeCommit } from "../fs/writer.js";
 import { DIR_MODE, FILE_MODE, readCurrent, writeInTree } from "../fs/writer.js";
+import { runValidator, validateContext } from "./validate.js";
 import { syncPki } from "./pki.js";
 import { recordFailure } from "./record.js";
 import type { Forces, OutputResult } from "./result.js";
@@ -93,7 +95,7 @@ async function writeFileOutput(run: RunContext, o: FileOutput, need: string[] | 
       return [n, d && !(d instanceof Error) && d.version !== undefined ? { version: d.version } : {}];
     }),
   );
-  const r = await writeIfChanged(run, file, rendered.bytes, keyHashes, dirsToSync);
+  const r = await writeIfChanged(run, file, rendered.bytes, keyHashes, dirsToSync, o.validate ? (tmp) => runValidator(validateContext(run), o, { file: tmp }, file, outputSecrets(o, rendered)) : undefined);
   if (r.action === "failed") return fail(r.error as Error);
   const record = () => {
     if (opts.dryRun) return;
@@ -111,8 +113,18 @@ function keyChanges(before: Record<string, string> | undefined, after: Record<st
   return { keysAdded: d.added, keysRemoved: d.removed, keysChanged: d.changed };
 }
 
-/** Compare with the file on disk; write atomically when bytes or mode differ (not in dry runs). */
-async function writeIfChanged(run: RunContext, file: string, bytes: Buffer, keyHashes: Record<string, string> | undefined, dirsToSync: Set<string>): Promise<OutputResult> {
+/** The values a validator's output must not show: each key's value, and a raw file's whole content. */
+function outputSecrets(o: FileOutput, rendered: Rendered): string[] {
+  const values = [...(rendered.keys?.values() ?? [])].map(String);
+  if (o.format === "raw") values.push(rendered.bytes.toString("utf8").trim());
+  return values;
+}
+
+/**
+ * Compare with the file on disk; write atomically when bytes or mode differ (not in dry runs).
+ * `validate` runs on the complete temp file before it replaces the live one.
+ */
+async function writeIfChanged(run: RunContext, file: string, bytes: Buffer, keyHashes: Record<string, string> | undefined, dirsToSync: Set<string>, validate?: BeforeCommit): Promise<OutputResult> {
   const { layout, state, opts } = run;
   const abs = path.join(layout.publicDir, file);
   let current;
@@ -133,7 +145,7 @@ async function writeIfChanged(run: RunContext, file: string, bytes: Buffer, keyH
   };
   if (opts.dryRun || result.action === "unchanged") return result;
   try {
-    await writeInTree(layout.publicDir, file, bytes, FILE_MODE, DIR_MODE, dirsToSync, opts.writeFault);
+    await writeInTree(layout.publicDir, file, bytes, FILE_MODE, DIR_MODE, dirsToSync, opts.writeFault, validate);
   } catch (e) {
     return { file, action: "failed", error: e as Error };
   }
