@@ -36,6 +36,9 @@ import { VaultClient } from "../vault/client.js";
 import { DIR_MODE, FILE_MODE, readPrivate } from "../fs/writer.js";
 import { expectedSet, inspectSet } from "../sync/pki-set.js";
 import { readLeaf } from "../vault/pki.js";
+import type { PkiPart } from "../layout/outputs.js";
+import type { ValidatePaths } from "../layout/validator.js";
+import { runValidator } from "../sync/validate.js";
 
 type Severity = "error" | "warning" | "ok";
 
@@ -264,6 +267,51 @@ async function fileModeChecks(layout: ResolvedLayout, f: Findings): Promise<void
   }
 }
 
+/**
+ * Every output's `validate` command on its live files (offline too): a failure is an error
+ * finding. A file that is missing or not a regular file is reported by fileModeChecks and not
+ * validated. What the files hold is added to the redactor first: offline, nothing else knows
+ * the values the command might print.
+ */
+async function validateChecks(layout: ResolvedLayout, opts: CheckOptions, f: Findings): Promise<void> {
+  for (const o of layout.outputs) {
+    if (!o.validate) continue;
+    const id = outputId(o);
+    const rels: Partial<Record<PkiPart | "file", string>> = isFileOutput(o) ? { file: outputFiles(o)[0] } : pkiFiles(o);
+    const paths: ValidatePaths = {};
+    const secrets: string[] = [];
+    let complete = true;
+    for (const [part, rel] of Object.entries(rels) as Array<[PkiPart | "file", string]>) {
+      const abs = path.join(layout.publicDir, rel);
+      const st = await lstat(abs).catch(() => null);
+      if (!st?.isFile()) {
+        complete = false;
+        break;
+      }
+      paths[part] = abs;
+      secrets.push(...fileSecrets((await readFile(abs).catch(() => Buffer.alloc(0))).toString("utf8")));
+    }
+    if (!complete) continue;
+    try {
+      await runValidator({ env: opts.env, cwd: layout.dir, clock: opts.clock, redactor: opts.redactor }, o, paths, id, secrets);
+      f.add("validate", "ok", id, "the validate command accepts the live file" + (isFileOutput(o) ? "" : "s"));
+    } catch (e) {
+      f.add("validate", "error", id, `${(e as Error).message} (the live file is what containers read)`);
+    }
+  }
+}
+
+/** What a file on disk may hold that is secret: the whole text, each line, each assignment's value, unquoted. */
+function fileSecrets(text: string): string[] {
+  const out = [text.trim()];
+  for (const line of text.split("\n")) {
+    out.push(line.trim());
+    const m = /^[^=:]+[=:]\s*(.*?)[,;]?$/.exec(line.trim());
+    if (m?.[1]) out.push(m[1], m[1].replace(/^["']|["']$/g, ""));
+  }
+  return out;
+}
+
 function stateChecks(state: State, layout: ResolvedLayout, opts: CheckOptions, f: Findings): void {
   const now = opts.clock.now();
   for (const [h, p] of Object.entries(state.pendingHooks)) {
@@ -432,6 +480,8 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
       }
     }
   }
+  // Last: online, the sources' values are in the redactor by now.
+  await validateChecks(layout, opts, f);
   const counts = { error: 0, warning: 0, ok: 0 };
   for (const x of f.list) counts[x.severity]++;
   let exit: ExitCode = counts.error > 0 ? ExitCode.Failed : ExitCode.Ok;
