@@ -86,6 +86,7 @@ async function handleRequest(s: State, req: http.IncomingMessage, res: http.Serv
       s.latencyWaits.push(fault.latencyMs);
       await sleep(fault.latencyMs);
     }
+    if (fault.holdUntil) await fault.holdUntil.catch(() => undefined);
     if (fault.drop) {
       await globalLatency(s);
       req.socket.destroy();

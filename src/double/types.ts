@@ -46,6 +46,8 @@ export interface Fault {
   dropAfter?: boolean;
   /** never answer; sockets are destroyed on close() */
   hang?: boolean;
+  /** hold the answer until this settles (a gate the test opens), then answer as usual */
+  holdUntil?: Promise<unknown>;
   /** 200 with Content-Type application/json and a truncated JSON body */
   malformed?: boolean;
   /** 502 with an HTML page as a proxy would send */

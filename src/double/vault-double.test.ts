@@ -429,6 +429,18 @@ describe("vault double: faults, latency, request log, TLS, serve", () => {
     const v = vault({ endpoint: d.url, noCustomHTTPVerbs: true, token: d.rootToken, requestOptions: { timeout: 150 } });
     await expect(v.read("secret/data/app")).rejects.toThrow(/timeout/i);
 
+    // holdUntil: the answer waits for the gate, then is the usual one.
+    let open = (): void => undefined;
+    d.addFault({ path: "secret/data/app", holdUntil: new Promise<void>((r) => (open = r)), times: 1 });
+    let answered = false;
+    const before = d.countRequests({ path: "secret/data/app" });
+    const held = raw(d, "GET", "/v1/secret/data/app", { token: d.rootToken }).then((r) => ((answered = true), r));
+    while (d.countRequests({ path: "secret/data/app" }) === before) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(answered).toBe(false);
+    open();
+    expect((await held).status).toBe(200);
+
     d.addFault({ malformed: true, times: 1 });
     const m = await raw(d, "GET", "/v1/secret/data/app");
     expect(m.status).toBe(200);

@@ -22,7 +22,7 @@ afterEach(async () => {
   trees = [];
 });
 
-async function setup(): Promise<Tree> {
+async function setup(vault?: Record<string, unknown>): Promise<Tree> {
   const t = await makeTree({ policy: POLICY, mode: "in-process" });
   trees.push(t);
   for (let i = 0; i < 8; i++) t.double.kvPut("secret", `c${i}`, { v: `value-${i}-0` });
@@ -33,7 +33,7 @@ async function setup(): Promise<Tree> {
     sources[`c${i}`] = { type: "kv", mount: "secret", path: `c${i}`, kvVersion: 2 };
     outputs.push({ file: `c/${i}.txt`, format: "raw", value: `c${i}.v` });
   }
-  await t.writeLayout(baseLayout({ sources, outputs }));
+  await t.writeLayout(baseLayout({ sources, outputs, ...(vault ? { vault } : {}) }));
   return t;
 }
 
@@ -75,21 +75,27 @@ describe("concurrency", () => {
   }, sizes.timeoutMs);
 
   it.runIf(sizes.shortTimeout)("with a short --lock-timeout the waiters exit 4 with one line naming the holder; the holder finishes", async () => {
-    const t = await setup();
+    // A held read must not hit the per-request timeout while the waiters start.
+    const t = await setup({ timeout: "120s" });
     expect((await t.run(["sync"])).code).toBe(0);
     for (let i = 0; i < 8; i++) t.double.kvPut("secret", `c${i}`, { v: `value-${i}-2` });
-    t.double.setLatency(1500);
+    // The holder's reads wait on a gate opened once every waiter has given up, so it holds the
+    // lock however slowly the machine starts eight processes (a fixed latency let it finish first).
+    let open = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    t.double.addFault({ method: "GET", path: /^secret\/data\/c\d$/, holdUntil: gate, times: 8 });
     const holder = spawnCli(t, ["sync"]);
     const lockFile = path.join(t.agentDir, "lock");
     await waitFor("the holder to take the lock", () => exists(lockFile));
+    await waitFor("the holder to wait on its reads", () => t.double.countRequests({ method: "GET", path: /^secret\/data\/c\d$/ }) > 0);
     const results = await Promise.all(Array.from({ length: 8 }, () => spawnCli(t, ["sync", "--lock-timeout", "200ms"]).done));
+    open();
     for (const r of results) {
       expect(r.code).toBe(4);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
       expect(r.stderr).toMatch(new RegExp(`another vault-render run holds .*lock: pid ${holder.child.pid} \\(sync, since .*\\); gave up after 200ms`));
     }
     expect((await holder.done).code).toBe(0);
-    t.double.setLatency(0);
     await checkConsistent(t);
   }, scaled(60_000));
 
