@@ -82,6 +82,11 @@ describe("translation of one template", () => {
     expect(shape('{{ with secret "s/data/a" }}{{ range $k, $v := .Data.data }}{{ $v }}={{ $k }}\n{{ end }}{{ end }}').refusals.map((r) => r.construct)).toContain("range");
   });
 
+  it("the env idiom followed by a final newline is refused with the spelling that translates", () => {
+    const t = shape('{{ with secret "s/data/a" }}{{ range $k, $v := .Data.data }}{{ $k }}={{ $v }}\n{{ end }}{{ end }}\n');
+    expect(t.refusals).toEqual([{ line: 1, construct: "range", reason: expect.stringContaining("{{ end -}}") as string }]);
+  });
+
   it("raw: one reference, optionally one newline; anything more is a template", () => {
     expect(shape('{{ with secret "s/data/a" }}{{ .Data.data.k }}{{ end }}\n').shape).toEqual({ kind: "raw", use: 0, key: "k", newline: true });
     expect(shape('{{ with secret "s/data/a" }}{{ .Data.data.k }}{{ end }}\n\n').shape?.kind).toBe("template");

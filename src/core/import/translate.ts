@@ -292,6 +292,18 @@ function escapeText(t: string): string {
 export function translateTemplate(nodes: Node[]): Translation {
   const env = envIdiom(nodes);
   if (env !== null) return { uses: [env], shape: { kind: "env", use: 0 }, refusals: [], notes: [] };
+  // The idiom followed by whitespace (a template file's final newline): Go writes it after the
+  // last line, an empty line that an env output does not write. Say how to get the same bytes.
+  const last = nodes[nodes.length - 1];
+  if (last?.kind === "text" && /^\s+$/.test(last.text) && envIdiom(nodes.slice(0, -1)) !== null) {
+    const w = nodes.find((n) => n.kind === "with");
+    return {
+      uses: [],
+      shape: null,
+      refusals: [{ line: w?.line ?? 1, construct: "range", reason: "the env idiom is followed by whitespace (a final newline) that the agent writes after the last line; write the last {{ end }} as {{ end -}} to translate it" }],
+      notes: [],
+    };
+  }
   const w = new Walker();
   w.walk(nodes, null);
   const result = (shape: Shape | null): Translation => ({ uses: w.uses, shape, refusals: w.refusals.sort((a, b) => a.line - b.line), notes: w.notes });
