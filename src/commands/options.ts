@@ -110,3 +110,12 @@ export const initOptions = z.object({
 });
 
 export const completionOptions = z.object({ ...globalShape, shell: z.enum(["bash", "zsh", "fish"]) });
+
+export const importOptions = z.object({
+  ...globalShape,
+  out: z.string().check(z.minLength(1)),
+  from: z.optional(z.enum(["agent", "consul-template"])),
+  partial: flag,
+  json: flag,
+  force: flag,
+});

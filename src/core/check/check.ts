@@ -20,7 +20,7 @@ import type { Logger } from "../support/log.js";
 import type { Redactor } from "../support/redact.js";
 import { TEMP_PREFIX } from "../fs/paths.js";
 import { encodeEnvFile } from "../render/dotenv.js";
-import type { DotenvDialect } from "../render/dotenv.js";
+import type { EnvDialect } from "../render/dotenv.js";
 import type { SourceResults } from "../render/index.js";
 import { renderOutput, sourceNeeds } from "../render/index.js";
 import type { TemplatePart } from "../render/template.js";
@@ -83,7 +83,7 @@ class Findings {
 const modeText = (m: number) => m.toString(8).padStart(4, "0");
 
 /** Per-key drift of a .env file, from the encoded assignment of each key (values never leave memory). */
-function envDrift(expected: Map<string, string>, dialect: DotenvDialect, file: string, disk: string) {
+function envDrift(expected: Map<string, string>, dialect: EnvDialect, file: string, disk: string) {
   const diskKeys = new Set<string>();
   for (const line of disk.split("\n")) {
     const m = /^([A-Za-z_][A-Za-z0-9_]*)=/.exec(line);

@@ -134,8 +134,8 @@ const envOutputSchema = describe(
       ...common,
       format: z.literal("env"),
       dialect: describe(
-        z.optional(z.enum(["portable", "compose", "dotenv", "python-dotenv", "posix", "sh", "systemd"])),
-        'How values are quoted. "portable" (default) is read identically by Compose, npm dotenv, python-dotenv, sh and systemd, and refuses values none can carry.',
+        z.optional(z.enum(["portable", "compose", "dotenv", "python-dotenv", "posix", "sh", "systemd", "verbatim"])),
+        'How values are quoted. "portable" (default) is read identically by Compose, npm dotenv, python-dotenv, sh and systemd, and refuses values none can carry. "verbatim" writes KEY=value unquoted, exactly as a Vault Agent range template does (values with a line break, CR or NUL are refused).',
       ),
       keys: z.optional(keysMap),
       from: z.optional(fromList),

@@ -9,6 +9,7 @@ import {
   encodeEnvFile,
   valueProblems,
   type DotenvDialect,
+  type EnvDialect,
   type ProblemReason,
 } from "./dotenv.js";
 import {
@@ -85,6 +86,7 @@ const REASON_TEXT: Record<ProblemReason, string> = {
   "trailing \\": "trailing backslash",
   "${…}": "${…} reference",
   CR: "carriage return",
+  LF: "line feed",
   NUL: "NUL",
   "U+FEFF": "U+FEFF",
   noncharacter: "noncharacter",
@@ -112,7 +114,7 @@ function probeFile(value: string | Buffer, dialect: DotenvDialect): Buffer {
   return Buffer.from(text, "utf8");
 }
 
-function refusalOf(key: string, value: string | Buffer, dialect: DotenvDialect): VrError {
+function refusalOf(key: string, value: string | Buffer, dialect: EnvDialect): VrError {
   try {
     encodeEnvFile([{ key, value }], dialect, CTX);
   } catch (e) {
@@ -409,5 +411,36 @@ describe.runIf(process.platform === "linux")("the environment-string limit", () 
     expect(ok.error).toBeUndefined();
     const big = spawnSync("true", { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", K: "x".repeat(MAX_ENV_STRING_BYTES - 2) } });
     expect(big.error).toMatchObject({ code: "E2BIG" });
+  });
+});
+
+describe('dialect "verbatim" (imported Vault Agent range templates)', () => {
+  it("writes KEY=value unquoted, in the given order, with a final LF per line", () => {
+    const text = encodeEnvFile(
+      [
+        { key: "A", value: "it's $HOME \"x\" \\" },
+        { key: "B", value: "" },
+      ],
+      "verbatim",
+      CTX,
+    );
+    expect(text).toBe("A=it's $HOME \"x\" \\\nB=\n");
+  });
+
+  it.each([
+    ["LF", "a\nb", "line feed"],
+    ["CR", "a\rb", "carriage return"],
+    ["NUL", "a\0b", "NUL"],
+  ])("refuses a value with %s, naming the key and never the value", (_name, value, words) => {
+    const e = refusalOf("SECRET_KEY", value, "verbatim");
+    expect(e.code).toBe("DOTENV_REFUSED");
+    expect(e.message).toContain("SECRET_KEY");
+    expect(e.message).toContain(words);
+    expect(e.message).toContain('dialect "verbatim"');
+    expect(leaks(e.message + (e.hint ?? ""), value)).toBe(false);
+  });
+
+  it("refuses a key that is not an env name", () => {
+    expect(refusalOf("my-key", "v", "verbatim").message).toContain("does not match");
   });
 });

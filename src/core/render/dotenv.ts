@@ -11,6 +11,12 @@
 import { VrError } from "../support/errors.js";
 
 export type DotenvDialect = "portable" | "compose" | "dotenv" | "python-dotenv" | "posix" | "sh" | "systemd";
+/**
+ * Every env dialect: the quoting dialects above, and "verbatim" (`KEY=value` unquoted, what a Vault
+ * Agent / consul-template range template writes; for imported layouts), which no consumer-specific
+ * quoting applies to: it refuses only what would break the line structure (LF, CR, NUL).
+ */
+export type EnvDialect = DotenvDialect | "verbatim";
 
 export const DOTENV_DIALECTS: readonly DotenvDialect[] = Object.freeze([
   "portable",
@@ -39,6 +45,7 @@ export type ProblemReason =
   | "trailing \\"
   | "${…}"
   | "CR"
+  | "LF"
   | "NUL"
   | "U+FEFF"
   | "noncharacter"
@@ -61,11 +68,11 @@ export const MAX_ENV_STRING_BYTES = 131072;
 const KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Assigning these is an error in bash, which sources the file with `set -a; .`. */
 const BASH_READONLY = new Set(["BASHOPTS", "BASH_VERSINFO", "EUID", "PPID", "SHELLOPTS", "UID"]);
-const SH_READ: ReadonlySet<DotenvDialect> = new Set<DotenvDialect>(["portable", "posix", "sh", "systemd"]);
+const SH_READ: ReadonlySet<EnvDialect> = new Set<EnvDialect>(["portable", "posix", "sh", "systemd"]);
 /** python-dotenv's interpolation pattern; it is applied whatever the quoting and has no escape. */
 const PY_INTERPOLATION_RE = /\$\{[^}:]*(?::-[^}]*)?\}/;
 
-export function checkEnvKey(key: string, dialect: DotenvDialect): string | null {
+export function checkEnvKey(key: string, dialect: EnvDialect): string | null {
   if (!KEY_RE.test(key)) return "the key does not match ^[A-Za-z_][A-Za-z0-9_]*$";
   if (SH_READ.has(dialect) && BASH_READONLY.has(key)) {
     return "the key is a bash read-only variable, and assigning it makes bash fail while sourcing the file";
@@ -149,7 +156,7 @@ const DQ_DECODED_BY_NPM_RE = /\\[nr]/;
 // ---------------------------------------------------------------------------------------------
 // Consumers that break, per reason and dialect (for messages)
 
-function consumersFor(reason: ProblemReason, dialect: DotenvDialect): string {
+function consumersFor(reason: ProblemReason, dialect: EnvDialect): string {
   switch (reason) {
     case "'":
       return "sh and systemd cannot escape it inside '…', and Compose, python-dotenv and npm dotenv disagree on \\'";
@@ -166,7 +173,10 @@ function consumersFor(reason: ProblemReason, dialect: DotenvDialect): string {
     case "${…}":
       return "python-dotenv expands ${…} whatever the quoting and has no escape for it";
     case "CR":
+      if (dialect === "verbatim") return "the file is written without quoting, as Vault Agent writes KEY=value, and a reader takes a CR as part of the line ending";
       return "npm dotenv and python-dotenv turn CR into LF when they read the file";
+    case "LF":
+      return "the file is written without quoting, as Vault Agent writes KEY=value, so a line break would start a new line that a reader takes as another assignment";
     case "NUL":
       return "no process environment can hold NUL (execve takes C strings); sh drops it and systemd stops reading the file there";
     case "U+FEFF":
@@ -219,6 +229,8 @@ function describeClass(reason: Exclude<ProblemReason, "too long">): string {
       return "a ${…} reference";
     case "CR":
       return "a carriage return (CR, U+000D)";
+    case "LF":
+      return "a line feed (LF, U+000A)";
     case "NUL":
       return "a NUL character (U+0000)";
     case "U+FEFF":
@@ -266,7 +278,7 @@ function npmQuote(v: string): "'" | "`" | '"' | null {
   return null;
 }
 
-function problemsOf(key: string, d: Decoded, dialect: DotenvDialect): ValueProblem[] {
+function problemsOf(key: string, d: Decoded, dialect: EnvDialect): ValueProblem[] {
   const v = d.text;
   const found: { reason: ProblemReason; index: number | null; position?: number }[] = [];
   const at = (reason: ProblemReason, index: number): void => {
@@ -308,6 +320,10 @@ function problemsOf(key: string, d: Decoded, dialect: DotenvDialect): ValueProbl
       at("U+FEFF", v.indexOf("\ufeff"));
       at("noncharacter", firstNoncharacter(v));
       break;
+    case "verbatim":
+      at("LF", v.indexOf("\n"));
+      at("CR", v.indexOf("\r"));
+      break;
   }
 
   return found
@@ -331,7 +347,7 @@ export function valueProblems(key: string, value: string | Buffer, dialect: Dote
 const COMPOSE_ESC: Record<string, string> = { "\\": "\\\\", '"': '\\"', $: "$$", "\n": "\\n", "\r": "\\r" };
 const PY_ESC: Record<string, string> = { "\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r" };
 
-function encodeValue(v: string, dialect: DotenvDialect): string {
+function encodeValue(v: string, dialect: EnvDialect): string {
   switch (dialect) {
     case "portable":
       return `'${v}'`;
@@ -344,6 +360,8 @@ function encodeValue(v: string, dialect: DotenvDialect): string {
     case "posix":
     case "systemd":
       return `"${v.replace(/[\\"$`]/g, (c) => `\\${c}`)}"`;
+    case "verbatim":
+      return v;
     case "dotenv": {
       const q = npmQuote(v);
       if (q === '"') return `"${v.replace(/[\n\r]/g, (c) => (c === "\n" ? "\\n" : "\\r"))}"`;
@@ -356,7 +374,7 @@ function encodeValue(v: string, dialect: DotenvDialect): string {
 // ---------------------------------------------------------------------------------------------
 // Whole file
 
-function refusal(key: string, ctx: EnvContext, dialect: DotenvDialect, what: string, extra: string, hint: string): VrError {
+function refusal(key: string, ctx: EnvContext, dialect: EnvDialect, what: string, extra: string, hint: string): VrError {
   return new VrError("DOTENV_REFUSED", `cannot write ${key} to ${ctx.file} (dialect "${dialect}"): ${what}${extra}`, { hint });
 }
 
@@ -366,10 +384,10 @@ function refusal(key: string, ctx: EnvContext, dialect: DotenvDialect, what: str
  * refused value). Messages name the key, file, dialect, character class, position and the consumer
  * that breaks, never the value.
  */
-export function encodeEnvFile(entries: EnvEntry[], dialect: DotenvDialect, ctx: EnvContext): string {
-  if (!DOTENV_DIALECTS.includes(dialect)) {
+export function encodeEnvFile(entries: EnvEntry[], dialect: EnvDialect, ctx: EnvContext): string {
+  if (dialect !== "verbatim" && !DOTENV_DIALECTS.includes(dialect)) {
     throw new VrError("DOTENV_REFUSED", `cannot write ${ctx.file}: unknown dotenv dialect ${JSON.stringify(dialect)}`, {
-      hint: `use one of ${DOTENV_DIALECTS.join(", ")}`,
+      hint: `use one of ${DOTENV_DIALECTS.join(", ")}, verbatim`,
     });
   }
   const seen = new Set<string>();
