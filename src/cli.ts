@@ -19,6 +19,7 @@ import { registerPolicy } from "./commands/policy.js";
 import { registerWatch } from "./commands/watch.js";
 import { registerInit } from "./commands/init.js";
 import { registerCompletion } from "./commands/completion.js";
+import { registerExport } from "./commands/export.js";
 import { precomputedSchema, version } from "./build-info.js";
 
 /**
@@ -28,7 +29,7 @@ import { precomputedSchema, version } from "./build-info.js";
  * a plain `status` does not load commander either.
  */
 type LogModule = typeof LogModuleNs;
-const LOGLESS = new Set(["schema", "status", "init", "completion"]);
+const LOGLESS = new Set(["schema", "status", "init", "completion", "export"]);
 
 /**
  * What a run gets from the world it runs in. The bin passes the real process (processHost); tests
@@ -154,6 +155,7 @@ export async function main(argv: string[], host: Host): Promise<number> {
   registerPolicy(program, ctx);
   registerInit(program, ctx);
   registerCompletion(program, ctx);
+  registerExport(program, ctx);
 
   const debug = argv.includes("--debug");
   try {

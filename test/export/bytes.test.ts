@@ -4,7 +4,7 @@
  * operator would hand it, equals what vault-render's own renderers write, byte for byte, for
  * ordinary values and for the hostile values of the dotenv corpus that the product accepts.
  */
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 import { describe, expect, it } from "vitest";
@@ -15,14 +15,13 @@ import { loadLayout } from "../../src/core/layout/load.js";
 import type { ResolvedLayout } from "../../src/core/layout/load.js";
 import { isPki, pkiFiles } from "../../src/core/layout/outputs.js";
 import { renderOutput, sourceNeeds } from "../../src/core/render/index.js";
+import type { TemplatePart } from "../../src/core/render/template.js";
 import { pemBlock } from "../../src/core/vault/pki.js";
 import { secretKey } from "../../src/core/export/names.js";
 import { renderGo } from "../support/go-template.js";
 import { ROOT } from "../helpers.js";
-import { PKI_SAMPLE, esoInput, vsoInput } from "./operators.js";
+import { LAYOUTS, PKI_SAMPLE, esoInput, vsoInput } from "./operators.js";
 import type { SampleData } from "./operators.js";
-
-export const LAYOUTS = [path.join(ROOT, "vault-layout.example.json"), ...readdirSync(path.join(ROOT, "test/export/layouts")).map((f) => path.join(ROOT, "test/export/layouts", f))];
 
 interface Corpus {
   values: Array<{ id: string; value: string }>;
@@ -126,14 +125,26 @@ interface Compared {
   refused: number;
 }
 
+/** One export per layout and target (parsed back from its YAML), shared by every sample value. */
+const prepared = new Map<string, Promise<{ layout: ResolvedLayout; manifests: Manifest[]; keys: Map<string, Set<string>>; templates: Map<string, TemplatePart[]> }>>();
+function prepare(layoutFile: string, to: ExportTarget) {
+  const id = `${to} ${layoutFile}`;
+  let p = prepared.get(id);
+  if (!p) {
+    p = (async () => {
+      const layout = await loadLayout(layoutFile, {});
+      const res = await exportLayout(layout, { to, intervalMs: 300_000 });
+      return { layout, manifests: parsedBack(res.manifests), keys: await sampleKeys(layout), templates: (await sourceNeeds(layout)).templates };
+    })();
+    prepared.set(id, p);
+  }
+  return p;
+}
+
 async function compareAll(layoutFile: string, to: ExportTarget, value: (key: string) => string, tally: Compared): Promise<void> {
-  const layout = await loadLayout(layoutFile, {});
-  const res = await exportLayout(layout, { to, intervalMs: 300_000 });
-  const manifests = parsedBack(res.manifests);
-  const keys = await sampleKeys(layout);
+  const { layout, manifests, keys, templates } = await prepare(layoutFile, to);
   const data = samples(keys, value);
   const results = new Map([...data].map(([s, d]) => [s, { data: d }]));
-  const { templates } = await sourceNeeds(layout);
   for (const m of manifests) {
     if (m.output === undefined) continue;
     const o = layout.outputs[m.output];

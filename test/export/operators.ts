@@ -5,9 +5,15 @@
  * the manifests (store path and version, remoteRef key and property, generator path), so a wrong
  * reference fails the byte comparison.
  */
+import { readdirSync } from "node:fs";
+import path from "node:path";
 import type { ResolvedLayout } from "../../src/core/layout/load.js";
 import type { K8sObject, Manifest } from "../../src/core/export/model.js";
 import { goData } from "../support/go-template.js";
+import { ROOT } from "../helpers.js";
+
+/** The layouts every export test covers: the example and the feature layouts kept beside the tests. */
+export const LAYOUTS = [path.join(ROOT, "vault-layout.example.json"), ...readdirSync(path.join(ROOT, "test/export/layouts")).sort().map((f) => path.join(ROOT, "test/export/layouts", f))];
 
 /** The sample key of an issue response (certificate, private_key, issuing_ca, ca_chain). */
 export const PKI_SAMPLE = "\0pki";

@@ -8,6 +8,7 @@ import path from "node:path";
 import YAML from "yaml";
 import type { Env, ResolvedLayout } from "../layout/load.js";
 import { loadLayout } from "../layout/load.js";
+import { FILE_MODE, atomicWrite, syncDirs } from "../fs/writer.js";
 import { sourceNeeds } from "../render/index.js";
 import type { ExportTarget, Finding, Manifest } from "./model.js";
 import { exportEso } from "./eso.js";
@@ -49,9 +50,30 @@ export function manifestsYaml(manifests: Manifest[], header: string[]): string {
     .join("---\n");
 }
 
-export async function runExport(o: ExportOptions & { layoutFile: string; env: Env }): Promise<ExportResult & { text: string }> {
+export interface RunExportOptions extends ExportOptions {
+  layoutFile: string;
+  env: Env;
+  /** Export what can be expressed even when some outputs cannot. */
+  partial: boolean;
+  /** Write the YAML here (atomically, 0644) instead of handing it to the caller for stdout. */
+  outFile?: string | undefined;
+}
+
+/**
+ * Load, export, and (with outFile) write. When an output cannot be expressed and `partial` is off,
+ * nothing is written: `written` is false and the caller prints nothing on stdout (exit 1).
+ */
+export async function runExport(o: RunExportOptions): Promise<ExportResult & { text: string; written: boolean; outFile?: string }> {
   const layout = await loadLayout(o.layoutFile, o.env);
   const res = await exportLayout(layout, o);
   const header = [`vault-render export --to ${o.to} of ${path.basename(layout.file)}: ${res.manifests.length} objects.`];
-  return { ...res, text: manifestsYaml(res.manifests, header) };
+  const text = manifestsYaml(res.manifests, header);
+  const written = res.skipped === 0 || o.partial;
+  if (written && o.outFile !== undefined) {
+    const file = path.resolve(o.outFile);
+    await atomicWrite(file, Buffer.from(text, "utf8"), FILE_MODE);
+    await syncDirs([path.dirname(file)]);
+    return { ...res, text, written, outFile: file };
+  }
+  return { ...res, text, written };
 }
