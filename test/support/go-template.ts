@@ -16,7 +16,7 @@
 type Value = string | boolean | number | null | undefined | Value[] | { [k: string]: Value };
 
 /** UTF-8 text → byte string. */
-export function bytesOf(s: string | Buffer): string {
+function bytesOf(s: string | Buffer): string {
   return (typeof s === "string" ? Buffer.from(s, "utf8") : s).toString("latin1");
 }
 

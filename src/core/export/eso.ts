@@ -18,8 +18,8 @@ import { goQuote, pkiTemplates } from "./templates.js";
 import type { ExportContext } from "./vso.js";
 import { APPROLE_SECRET, CA_SECRET, closeOnlyFindings, fileTemplate } from "./vso.js";
 
-export const ESO_API = "external-secrets.io/v1";
-export const GENERATOR_API = "generators.external-secrets.io/v1alpha1";
+const ESO_API = "external-secrets.io/v1";
+const GENERATOR_API = "generators.external-secrets.io/v1alpha1";
 const SECRET_KEY_RE = /^[-._a-zA-Z0-9]+$/;
 
 function meta(name: string, namespace: string | undefined): K8sObject["metadata"] {
@@ -224,7 +224,7 @@ export function exportEso(cx: ExportContext): { manifests: Manifest[]; skipped: 
     const name = names.claim(o.file);
     const wiring = new Wiring(origin);
     const text = fileTemplate(o, needs, wiring) as string;
-    cx.findings.push(...closeOnlyFindings(o, needs, where, "eso"));
+    cx.findings.push(...closeOnlyFindings(o, needs, where));
     const spec: Record<string, unknown> = {};
     const leases = used.filter((s) => layout.sources.get(s)?.type === "lease");
     for (const s of leases) {

@@ -14,7 +14,7 @@ import type { ExportTarget, Finding, Manifest } from "./model.js";
 import { exportEso } from "./eso.js";
 import { exportVso } from "./vso.js";
 
-export type { ExportTarget, Finding };
+export type { ExportTarget };
 
 export interface ExportOptions {
   to: ExportTarget;

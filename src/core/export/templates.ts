@@ -50,7 +50,7 @@ function replaces(pairs: ReadonlyArray<readonly [string, string]>): string {
  * JSON.stringify uses (\b \t \n \f \r, else \u00xx). sprig's toRawJson is not used: Go's encoder
  * escapes U+2028 and U+2029, which JSON.stringify writes as they are.
  */
-export function jsonStringPipe(): string {
+function jsonStringPipe(): string {
   const pairs: Array<[string, string]> = [
     ["\\", "\\\\"],
     ['"', '\\"'],

@@ -15,13 +15,13 @@ import { NameSet, goDuration, secretKey } from "./names.js";
 import type { Access } from "./templates.js";
 import { envTemplate, goQuote, jsonTemplate, pkiTemplates, rawTemplate, templateTemplate } from "./templates.js";
 
-export const VSO_API = "secrets.hashicorp.com/v1beta1";
-export const CONNECTION_NAME = "vault-render";
+const VSO_API = "secrets.hashicorp.com/v1beta1";
+const CONNECTION_NAME = "vault-render";
 export const APPROLE_SECRET = "vault-render-approle";
 export const CA_SECRET = "vault-render-ca";
 
 /** `.Secrets` of the one source: `get` (sprig) on the map; a missing key fails the sync, as in vault-render. */
-export const vsoAccess: Access = {
+const vsoAccess: Access = {
   value: (_source, key) => `(get .Secrets ${goQuote(key)})`,
   range: (_source, k, v) => ({ open: `{{ range ${k}, ${v} := .Secrets }}`, key: k, close: "{{ end }}" }),
   guards: (refs) => {
@@ -102,9 +102,9 @@ export function fileTemplate(o: Exclude<OutputSpec, PkiOutput>, needs: SourceNee
 }
 
 /** Findings about template helpers and raw decoding that the operators' functions only approach. */
-export function closeOnlyFindings(o: OutputSpec, needs: SourceNeeds, where: string, target: "vso" | "eso"): Finding[] {
+export function closeOnlyFindings(o: OutputSpec, needs: SourceNeeds, where: string): Finding[] {
   const out: Finding[] = [];
-  if (o.format === "raw" && o.decode === "base64" && target === "vso") {
+  if (o.format === "raw" && o.decode === "base64") {
     out.push({ where, why: "base64 decoding uses sprig's b64dec, which writes its error text where vault-render refuses invalid base64", instead: "keep the value valid padded base64" });
   }
   if (o.format === "template") {
@@ -204,7 +204,7 @@ export function exportVso(cx: ExportContext): { manifests: Manifest[]; skipped: 
       return;
     }
     const text = fileTemplate(o, needs, vsoAccess) as string;
-    cx.findings.push(...closeOnlyFindings(o, needs, where, "vso"));
+    cx.findings.push(...closeOnlyFindings(o, needs, where));
     const name = names.claim(o.file);
     const spec: Record<string, unknown> = { vaultAuthRef: CONNECTION_NAME };
     let kind: string;
