@@ -87,6 +87,15 @@ describe("conversions", () => {
     expect(res.skipped).toBe(1); // nextcloud.env draws on three sources
   });
 
+  it("a validate command (issue 14's third part) is dropped with a finding, for both operators", async () => {
+    for (const to of ["vso", "eso"] as const) {
+      const layout = await loadLayout(EXAMPLE, {});
+      Object.assign(layout.outputs[0] as object, { validate: ["test", "-s", "{}"] });
+      const res = await exportLayout(layout, { to, intervalMs: 300_000 });
+      expect(res.findings.filter((f) => /validate command dropped/.test(f.why)).map((f) => f.where)).toEqual(["outputs[0] (postgres/password)"]);
+    }
+  });
+
   it("names and durations", () => {
     expect(dnsLabel("nextcloud/Nextcloud.env")).toBe("nextcloud-nextcloud-env");
     expect(dnsLabel("---")).toBe("x");
