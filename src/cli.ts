@@ -20,6 +20,7 @@ import { registerWatch } from "./commands/watch.js";
 import { registerInit } from "./commands/init.js";
 import { registerCompletion } from "./commands/completion.js";
 import { registerImport } from "./commands/import.js";
+import { registerExport } from "./commands/export.js";
 import { precomputedSchema, version } from "./build-info.js";
 
 /**
@@ -29,7 +30,7 @@ import { precomputedSchema, version } from "./build-info.js";
  * a plain `status` does not load commander either.
  */
 type LogModule = typeof LogModuleNs;
-const LOGLESS = new Set(["schema", "status", "init", "completion", "import"]);
+const LOGLESS = new Set(["schema", "status", "init", "completion", "import", "export"]);
 
 /**
  * What a run gets from the world it runs in. The bin passes the real process (processHost); tests
@@ -156,6 +157,7 @@ export async function main(argv: string[], host: Host): Promise<number> {
   registerInit(program, ctx);
   registerImport(program, ctx);
   registerCompletion(program, ctx);
+  registerExport(program, ctx);
 
   const debug = argv.includes("--debug");
   try {

@@ -119,3 +119,12 @@ export const importOptions = z.object({
   json: flag,
   force: flag,
 });
+
+export const exportOptions = z.object({
+  ...globalShape,
+  to: z.enum(["vso", "eso"]),
+  namespace: z.optional(z.string().check(z.regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "a Kubernetes namespace (lowercase letters, digits and -, at most 63)"))),
+  interval: duration("--interval", { positive: true }),
+  partial: flag,
+  out: z.optional(z.string()),
+});
