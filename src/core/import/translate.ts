@@ -5,13 +5,13 @@
  */
 import type { Command, Node, Pipeline, Term } from "./gotemplate.js";
 
-export interface Finding {
+interface Finding {
   line: number;
   construct: string;
   reason: string;
 }
 
-export interface ImportNote {
+interface ImportNote {
   line: number;
   text: string;
 }
@@ -28,7 +28,7 @@ export interface SecretUse {
 
 export type PkiField = "cert" | "key" | "ca" | "fullchain";
 
-export type Shape =
+type Shape =
   | { kind: "raw"; use: number; key: string; newline: boolean }
   | { kind: "env"; use: number }
   | { kind: "pki"; use: number; field: PkiField }
@@ -42,7 +42,7 @@ export interface Translation {
 }
 
 /** A reference to a key of use #n, resolved to a source name by the caller. */
-export const refMarker = (use: number, key: string): string => `\u0000${use}\u0001${key}\u0000`;
+const refMarker = (use: number, key: string): string => `\u0000${use}\u0001${key}\u0000`;
 
 const FILTERS: Record<string, string> = { base64Decode: "base64decode", base64Encode: "base64", toJSON: "json", trimSpace: "trim" };
 const PKI_FIELDS: Record<string, PkiField> = { certificate: "cert", private_key: "key", issuing_ca: "ca", ca_chain: "ca" };
