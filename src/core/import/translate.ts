@@ -296,11 +296,12 @@ export function translateTemplate(nodes: Node[]): Translation {
   // last line, an empty line that an env output does not write. Say how to get the same bytes.
   const last = nodes[nodes.length - 1];
   if (last?.kind === "text" && /^\s+$/.test(last.text) && envIdiom(nodes.slice(0, -1)) !== null) {
-    const w = nodes.find((n) => n.kind === "with");
+    const w = nodes.find((n): n is Extract<Node, { body: Node[] }> => n.kind === "with");
+    const r = w?.body.find((n) => n.kind === "range");
     return {
       uses: [],
       shape: null,
-      refusals: [{ line: w?.line ?? 1, construct: "range", reason: "the env idiom is followed by whitespace (a final newline) that the agent writes after the last line; write the last {{ end }} as {{ end -}} to translate it" }],
+      refusals: [{ line: r?.line ?? w?.line ?? 1, construct: "range", reason: "the env idiom is followed by whitespace (a final newline) that the agent writes after the last line; write the last {{ end }} as {{ end -}} to translate it" }],
       notes: [],
     };
   }
