@@ -83,8 +83,8 @@ describe("translation of one template", () => {
   });
 
   it("the env idiom followed by a final newline is refused with the spelling that translates", () => {
-    const t = shape('{{ with secret "s/data/a" }}{{ range $k, $v := .Data.data }}{{ $k }}={{ $v }}\n{{ end }}{{ end }}\n');
-    expect(t.refusals).toEqual([{ line: 1, construct: "range", reason: expect.stringContaining("{{ end -}}") as string }]);
+    const t = shape('{{ with secret "s/data/a" -}}\n{{ range $k, $v := .Data.data }}{{ $k }}={{ $v }}\n{{ end }}{{ end }}\n');
+    expect(t.refusals).toEqual([{ line: 2, construct: "range", reason: expect.stringContaining("{{ end -}}") as string }]);
   });
 
   it("raw: one reference, optionally one newline; anything more is a template", () => {
