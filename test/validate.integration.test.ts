@@ -5,7 +5,7 @@
  * leaves its hooks unrun; a PKI set's validator sees the whole new set; `check` runs the same
  * validations on the live files; a dry run and an unchanged file run none.
  */
-import { readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -296,5 +296,32 @@ describe("check runs the validators on the live files", () => {
     const f = (JSON.parse(bad.stdout) as { findings: Array<{ check: string; severity: string; subject: string; message: string }> }).findings.find((x) => x.check === "validate");
     expect(f).toMatchObject({ severity: "error", subject: "certs/web" });
     expect(f?.message).toMatch(/validate command "node" failed with exit code 1 for certs\/web/);
+  });
+});
+
+describe("validate before commit: leases", () => {
+  it("a replaced lease whose output failed validation is not revoked: the live file still holds its credentials", async () => {
+    const t = await makeTree({ policy: APP_POLICY + PKI_LEASE_RULES });
+    trees.push(t);
+    t.double.mountDatabase("database");
+    t.double.addDbRole("database", "app", { defaultTtl: 3600, maxTtl: 7200 });
+    // Accepts while ./allow exists (the validator runs in the layout's directory).
+    const validate = ["sh", "-c", 'test -e allow && test -s "$1"', "sh", "{}"];
+    await t.writeLayout(baseLayout({ sources: { db: { type: "lease", path: "database/creds/app" } }, outputs: [{ file: "db.env", format: "env", keys: { P: "db.password" }, validate }] }));
+    await writeFile(path.join(t.dir, "allow"), "");
+    expect((await t.run(["sync"])).code).toBe(0);
+    const live = await readFile(path.join(t.publicDir, "db.env"), "utf8");
+    const oldLease = (JSON.parse(await readFile(path.join(t.agentDir, "state.json"), "utf8")) as { leases: { db: { leaseId: string } } }).leases.db.leaseId;
+    await rm(path.join(t.dir, "allow"));
+    const r = await t.run(["rotate", "db.env"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the replaced lease of db is not revoked: db\.env failed/);
+    expect(t.double.countRequests({ path: "database/creds/app" })).toBe(2);
+    expect(await readFile(path.join(t.publicDir, "db.env"), "utf8")).toBe(live);
+    expect(t.double.leaseInfo(oldLease)?.revoked).not.toBe(true);
+    // Accepted again: the new credentials are written.
+    await writeFile(path.join(t.dir, "allow"), "");
+    expect((await t.run(["sync"])).code).toBe(0);
+    expect(await readFile(path.join(t.publicDir, "db.env"), "utf8")).not.toBe(live);
   });
 });

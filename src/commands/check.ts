@@ -6,7 +6,7 @@ export function registerCheck(program: Command, ctx: CommandContext): void {
   program
     .command("check")
     .description("verify without writing: Vault, auth, sources, files, modes, drift, certificates, exposure (exit 0 ok, 1 problems, 2 invalid layout, 3 could not verify)")
-    .option("--offline", "only what needs no Vault: layout, files, modes, certificates, state age, exposure")
+    .option("--offline", "only what needs no Vault: layout, files, modes, certificates, validators, state age, exposure")
     .option("--json", "machine-readable report (see docs/check.md)")
     .option("--min-validity <duration>", "certificates must stay valid at least this long", "7d")
     .option("--min-token-ttl <duration>", "warn when the token has less than this left", "10m")

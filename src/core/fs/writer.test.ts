@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TEMP_PREFIX } from "./paths.js";
-import { atomicWrite, cleanStaleTemps, openDirChain, readCurrent, removeOwnedFile } from "./writer.js";
+import { atomicWrite, cleanStaleTemps, openDirChain, readCurrent, removeOwnedFile, writeInTree } from "./writer.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -129,5 +129,29 @@ describe("readCurrent", () => {
     await expect(readCurrent(path.join(dir, "d"))).rejects.toThrow(/exists and is not a regular file/);
     execFileSync("mkfifo", [path.join(dir, "fifo")]);
     await expect(readCurrent(path.join(dir, "fifo"))).rejects.toThrow(/exists and is not a regular file/);
+  });
+});
+
+describe("writeInTree's pre-rename step", () => {
+  it("sees the complete temp (its real path, 0644, beside the target) before the rename", async () => {
+    const seen: Array<{ tmp: string; bytes: string; mode: number; target: string }> = [];
+    await writeInTree(dir, "sub/a.env", Buffer.from("new"), 0o644, 0o755, new Set(), undefined, async (tmp) => {
+      seen.push({ tmp, bytes: await readFile(tmp, "utf8"), mode: (await stat(tmp)).mode & 0o7777, target: await readFile(path.join(dir, "sub/a.env"), "utf8").catch(() => "missing") });
+    });
+    expect(seen).toHaveLength(1);
+    expect(path.dirname(seen[0]?.tmp ?? "")).toBe(path.join(dir, "sub"));
+    expect(path.basename(seen[0]?.tmp ?? "").startsWith(TEMP_PREFIX)).toBe(true);
+    expect(seen[0]).toMatchObject({ bytes: "new", mode: 0o644, target: "missing" });
+    expect(await readFile(path.join(dir, "sub/a.env"), "utf8")).toBe("new");
+  });
+
+  it("a step that throws: the target keeps its bytes and inode, the temp is gone, the error is the step's", async () => {
+    await writeInTree(dir, "a.env", Buffer.from("old"), 0o644, 0o755, new Set());
+    const ino = (await stat(path.join(dir, "a.env"))).ino;
+    const refused = new Error("refused");
+    await expect(writeInTree(dir, "a.env", Buffer.from("new"), 0o644, 0o755, new Set(), undefined, () => Promise.reject(refused))).rejects.toBe(refused);
+    expect(await readFile(path.join(dir, "a.env"), "utf8")).toBe("old");
+    expect((await stat(path.join(dir, "a.env"))).ino).toBe(ino);
+    expect((await readdir(dir)).filter((n) => n.startsWith(TEMP_PREFIX))).toEqual([]);
   });
 });

@@ -432,7 +432,7 @@ export async function lstatIn(dir: DirHandle, name: string): Promise<Stats | nul
 export type BeforeCommit = (tmpAbs: string) => Promise<void>;
 
 /** Run `beforeCommit` on a prepared temp; when it throws, the temp (`tmpVia`, the handle's path) is removed. */
-export async function checkTemp(tmpVia: string, tmpAbs: string, beforeCommit: BeforeCommit): Promise<void> {
+async function checkTemp(tmpVia: string, tmpAbs: string, beforeCommit: BeforeCommit): Promise<void> {
   try {
     await beforeCommit(tmpAbs);
   } catch (e) {

@@ -37,11 +37,19 @@ export async function notify(run: RunContext, at: string, results: OutputResult[
   if (opts.runHooks && !opts.dryRun) {
     for (const h of Object.keys(hooks)) state.pendingHooks[h] ??= { files: [], since: at, attempts: 0 };
   }
+  const failed = new Set(results.filter((r) => r.action === "failed").map((r) => r.file));
   for (const { source, leaseId } of revokes) {
     const users = layout.outputs.filter((o) => {
       const n = needs.get(outputId(o));
       return Array.isArray(n) && n.includes(source);
     });
+    // An output that failed (a validator refused the new file, a write failed) still holds the
+    // replaced credentials: revoking them would break its consumers. Left to expire on its TTL.
+    const stale = users.map(outputId).filter((id) => failed.has(id));
+    if (stale.length) {
+      opts.log.warn({ source, outputs: stale }, `the replaced lease of ${source} is not revoked: ${stale.join(", ")} failed and still hold its credentials (it expires on its own TTL)`);
+      continue;
+    }
     state.pendingRevokes.push({ leaseId, source, afterHooks: [...new Set(users.flatMap((o) => o.hooks ?? []))], since: at });
   }
   // Saved now only when something must survive a crash during hooks or revocations.
