@@ -9,7 +9,7 @@
  * The fake host root of a case is a temp directory standing for "@ROOT@".
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -212,7 +212,7 @@ class Host {
       await mkdir(path.dirname(abs), { recursive: true, mode: 0o700 });
       await writeFile(abs, text + "\n", { mode: 0o600 });
     }
-    await import("node:fs/promises").then((fs) => fs.chmod(agentOnly, 0o700));
+    await chmod(agentOnly, 0o700);
   }
 
   private async compareExpected(layout: Layout): Promise<void> {
