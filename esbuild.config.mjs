@@ -12,7 +12,8 @@
 // shim and the whole CLI in one CommonJS file with no chunks, since Node 20's single executable runs
 // one CommonJS script whose require() reaches built-ins only.
 import { build } from "esbuild";
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -161,9 +162,25 @@ async function buildBundle() {
   // The package ships its dependencies inside the bundle: their licences ship with it.
   writeFileSync(path.join(dist, "THIRD-PARTY-LICENSES.txt"), thirdPartyLicenses(Object.keys(result.metafile.inputs)));
 
+  // `import` parses HCL with @cdktf/hcl2json's WebAssembly module, which src/core/import/hcl.ts
+  // looks for beside the chunks (dist/hcl2json.wasm.gz) when the bundle runs without node_modules.
+  const hcl2json = path.dirname(createRequire(import.meta.url).resolve("@cdktf/hcl2json/package.json"));
+  copyFileSync(path.join(hcl2json, "main.wasm.gz"), path.join(dist, "hcl2json.wasm.gz"));
+
   // The schema, from the zod schema tsc just compiled (byte-identical to `vault-render schema`).
   const { layoutJsonSchema } = await import(pathToFileURL(path.join(dist, "core/layout/schema.js")).href);
   writeFileSync(path.join(dist, "vault-layout.schema.json"), JSON.stringify(layoutJsonSchema(), null, 2) + "\n");
+}
+
+/** For a package published without a licence file: what it states instead (package.json, file headers). A function: the build runs before later consts exist. */
+function licenceNote(name) {
+  if (name !== "@cdktf/hcl2json") return undefined;
+  return (
+    'Published under the Mozilla Public License, v. 2.0 (package.json "license": "MPL-2.0"; source headers: "SPDX-License-Identifier: MPL-2.0"); ' +
+    "the licence text is at https://mozilla.org/MPL/2.0/ and the source is HashiCorp's terraform-cdk repository (packages/@cdktf/hcl2json).\n" +
+    "dist/hcl2json.wasm.gz is this package's main.wasm.gz, unmodified. Its wasm/wasm_exec.js (bundled) says: " +
+    '"Copyright 2021 The Go Authors. All rights reserved. Use of this source code is governed by a BSD-style license that can be found in the LICENSE file."'
+  );
 }
 
 /** Every npm package in the bundle's module graph, with its version and the text of its licence file. */
@@ -179,7 +196,7 @@ function thirdPartyLicenses(inputs) {
   for (const dir of [...dirs].sort()) {
     const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8"));
     const file = readdirSync(dir).find((n) => /^(licen[cs]e|copying)(\.|$)/i.test(n));
-    const text = file ? readFileSync(path.join(dir, file), "utf8").trim() : `(no licence file; package.json says: ${pkg.license ?? "nothing"})`;
+    const text = file ? readFileSync(path.join(dir, file), "utf8").trim() : (licenceNote(pkg.name) ?? `(no licence file; package.json says: ${pkg.license ?? "nothing"})`);
     parts.push(`${"=".repeat(78)}\n${pkg.name}@${pkg.version} (${pkg.license ?? "?"})\n${"=".repeat(78)}\n${text}\n`);
   }
   return parts.join("\n");

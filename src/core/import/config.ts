@@ -9,7 +9,7 @@ import { parseHcl } from "./hcl.js";
 
 export type Obj = Record<string, unknown>;
 
-export const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** A block as hcl2json (array of objects) or HCL JSON (object or array) writes it → its bodies. */
 export function blocks(v: unknown): Obj[] {

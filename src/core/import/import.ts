@@ -23,14 +23,14 @@ export interface ImportOptions {
   force: boolean;
 }
 
-export interface ImportRefusal {
+interface ImportRefusal {
   file: string;
   line: number;
   construct: string;
   reason: string;
 }
 
-export interface ImportNoteOut {
+interface ImportNoteOut {
   file: string;
   line: number;
   text: string;

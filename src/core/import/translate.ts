@@ -5,13 +5,13 @@
  */
 import type { Command, Node, Pipeline, Term } from "./gotemplate.js";
 
-export interface Finding {
+interface Finding {
   line: number;
   construct: string;
   reason: string;
 }
 
-export interface ImportNote {
+interface ImportNote {
   line: number;
   text: string;
 }
@@ -28,7 +28,7 @@ export interface SecretUse {
 
 export type PkiField = "cert" | "key" | "ca" | "fullchain";
 
-export type Shape =
+type Shape =
   | { kind: "raw"; use: number; key: string; newline: boolean }
   | { kind: "env"; use: number }
   | { kind: "pki"; use: number; field: PkiField }
@@ -42,7 +42,7 @@ export interface Translation {
 }
 
 /** A reference to a key of use #n, resolved to a source name by the caller. */
-export const refMarker = (use: number, key: string): string => `\u0000${use}\u0001${key}\u0000`;
+const refMarker = (use: number, key: string): string => `\u0000${use}\u0001${key}\u0000`;
 
 const FILTERS: Record<string, string> = { base64Decode: "base64decode", base64Encode: "base64", toJSON: "json", trimSpace: "trim" };
 const PKI_FIELDS: Record<string, PkiField> = { certificate: "cert", private_key: "key", issuing_ca: "ca", ca_chain: "ca" };
@@ -292,6 +292,19 @@ function escapeText(t: string): string {
 export function translateTemplate(nodes: Node[]): Translation {
   const env = envIdiom(nodes);
   if (env !== null) return { uses: [env], shape: { kind: "env", use: 0 }, refusals: [], notes: [] };
+  // The idiom followed by whitespace (a template file's final newline): Go writes it after the
+  // last line, an empty line that an env output does not write. Say how to get the same bytes.
+  const last = nodes[nodes.length - 1];
+  if (last?.kind === "text" && /^\s+$/.test(last.text) && envIdiom(nodes.slice(0, -1)) !== null) {
+    const w = nodes.find((n): n is Extract<Node, { body: Node[] }> => n.kind === "with");
+    const r = w?.body.find((n) => n.kind === "range");
+    return {
+      uses: [],
+      shape: null,
+      refusals: [{ line: r?.line ?? w?.line ?? 1, construct: "range", reason: "the env idiom is followed by whitespace (a final newline) that the agent writes after the last line; write the last {{ end }} as {{ end -}} to translate it" }],
+      notes: [],
+    };
+  }
   const w = new Walker();
   w.walk(nodes, null);
   const result = (shape: Shape | null): Translation => ({ uses: w.uses, shape, refusals: w.refusals.sort((a, b) => a.line - b.line), notes: w.notes });

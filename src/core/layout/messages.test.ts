@@ -25,7 +25,7 @@ describe("layout issue texts from zod's messages", () => {
       "$.sources.a.version: must be greater than 0",
       '$.sources.b.type: expected one of "kv", "read", "lease"',
       "$.outputs[0].file: must not be empty",
-      '$.outputs[0].dialect: expected one of "portable", "compose", "dotenv", "python-dotenv", "posix", "sh", "systemd"',
+      '$.outputs[0].dialect: expected one of "portable", "compose", "dotenv", "python-dotenv", "posix", "sh", "systemd", "verbatim"',
       "$.outputs[1]: must be an object, not a string",
     ]);
   });
