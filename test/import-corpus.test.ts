@@ -3,13 +3,13 @@
  *  1. "golden sync": the hand-written layout.json and templates/ of the case, synced against the
  *     Vault double seeded from case.json, must render exactly the bytes of expected/ (this checks
  *     the goldens against the real product, independently of the importer);
- *  2. "import": `vault-render import` of the case's config must exit as case.json says, print the
+ *  2. "import": `vault-render import` of the case's config (and again with --json) must exit as case.json says, print the
  *     refusals it lists (file, line, construct), write exactly layout.json and templates/, and the
  *     layout it wrote must sync to the bytes of expected/.
  * The fake host root of a case is a temp directory standing for "@ROOT@".
  */
 import { X509Certificate, createPrivateKey } from "node:crypto";
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -212,7 +212,7 @@ class Host {
       await mkdir(path.dirname(abs), { recursive: true, mode: 0o700 });
       await writeFile(abs, text + "\n", { mode: 0o600 });
     }
-    await import("node:fs/promises").then((fs) => fs.chmod(agentOnly, 0o700));
+    await chmod(agentOnly, 0o700);
   }
 
   private async compareExpected(layout: Layout): Promise<void> {
@@ -399,6 +399,19 @@ for (const name of cases) {
       if (spec.expect.exit !== 2) expect(found.other, "stderr lines that are neither refusals nor notes").toEqual([]);
       expect(findingSet(found.refusals), "refusals (file, line, construct)").toEqual(findingSet(spec.expect.refusals ?? []));
       if (spec.expect.notes !== undefined) expect(found.notes, "notes").toBe(spec.expect.notes);
+      if (spec.expect.exit !== 2) {
+        // --json tells the same story on stdout, and stderr stays quiet.
+        const jsonOut = path.join(host.outDir, "json", "vault-layout.json");
+        await mkdir(path.dirname(jsonOut), { recursive: true });
+        const j = await runInProcess(["import", host.configFile, "--out", jsonOut, "--json", ...(spec.args ?? [])], { env: {} });
+        expect(j.code, "import --json exit code").toBe(spec.expect.exit);
+        expect(j.stderr, "import --json stderr").toBe("");
+        const doc = JSON.parse(j.stdout) as { layout: string | null; refusals: Finding[]; notes: unknown[]; exitCode: number };
+        expect(doc.exitCode).toBe(spec.expect.exit);
+        expect(doc.layout === null ? null : path.resolve(doc.layout), "--json layout").toBe(hasLayout ? jsonOut : null);
+        expect(findingSet(doc.refusals.map((f) => ({ ...f, file: unsub(f.file, host.root) }))), "--json refusals").toEqual(findingSet(found.refusals));
+        expect(doc.notes.length, "--json notes").toBe(found.notes);
+      }
       const tdir = path.join(host.outDir, "templates");
       if (!hasLayout) {
         expect(existsSync(host.layoutFile), "no layout written").toBe(false);
