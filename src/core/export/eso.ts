@@ -14,9 +14,9 @@ import type { K8sObject, Manifest } from "./model.js";
 import { hookRestarts, kvVersionOf, outputWhere, splitMount } from "./model.js";
 import { NameSet, goDuration, secretKey } from "./names.js";
 import type { Access } from "./templates.js";
-import { goQuote, pkiTemplates } from "./templates.js";
+import { goQuote } from "./templates.js";
 import type { ExportContext } from "./vso.js";
-import { APPROLE_SECRET, CA_SECRET, closeOnlyFindings, fileTemplate } from "./vso.js";
+import { APPROLE_SECRET, CA_SECRET, closeOnlyFindings, fileTemplate, pkiSetTemplates, validateFinding } from "./vso.js";
 
 const ESO_API = "external-secrets.io/v1";
 const GENERATOR_API = "generators.external-secrets.io/v1alpha1";
@@ -175,20 +175,14 @@ export function exportEso(cx: ExportContext): { manifests: Manifest[]; skipped: 
     const where = outputWhere(o, i);
     const hooks = hookRestarts(layout.raw, o.hooks ?? [], where, "eso");
     cx.findings.push(...hooks.findings);
-    if ((o as { validate?: unknown }).validate !== undefined) {
-      cx.findings.push({ where, why: "validate command dropped: ESO writes the Secret without running it", instead: "validate in the consuming pod (an init container or readiness probe)" });
-    }
+    cx.findings.push(...validateFinding(o, where));
     if (isPki(o)) {
       const name = names.claim(o.dir);
       const gen = names.claim(`${o.dir}-issue`);
       generators.set(`\0pki${i}`, generatorFor(cx, gen, pkiGeneratorSpec(o)));
       const access = { value: (_s: string, key: string) => `(index . ${goQuote(key)})` };
       const files = pkiFiles(o);
-      const templates: Record<string, string> = {};
-      for (const part of ["cert", "key", "ca", "fullchain"] as const) {
-        const file = files[part];
-        if (file) templates[secretKey(file)] = pkiTemplates(part, access, false);
-      }
+      const templates = pkiSetTemplates(o, access, false);
       if (files.ca || files.fullchain) {
         cx.findings.push({ where, why: "ca.pem and fullchain.pem are built from issuing_ca only (the generator hands ca_chain over as JSON text): a chain with intermediates between the issuer and the root is shorter than vault-render's" });
       }

@@ -128,8 +128,19 @@ function destination(name: string, templates: Record<string, string>): Record<st
   };
 }
 
-function validateFinding(o: OutputSpec, where: string): Finding[] {
-  if ((o as { validate?: unknown }).validate === undefined) return [];
+/** The Secret's templates of a certificate set: one per file of the set, keyed like the files. */
+export function pkiSetTemplates(o: PkiOutput, access: Pick<Access, "value">, chainAsList: boolean): Record<string, string> {
+  const files = pkiFiles(o);
+  const templates: Record<string, string> = {};
+  for (const part of ["cert", "key", "ca", "fullchain"] as const) {
+    const file = files[part];
+    if (file) templates[secretKey(file)] = pkiTemplates(part, access, chainAsList);
+  }
+  return templates;
+}
+
+export function validateFinding(o: OutputSpec, where: string): Finding[] {
+  if (!("validate" in o) || o.validate === undefined) return [];
   return [{ where, why: "validate command dropped: the operator writes the Secret without running it", instead: "validate in the consuming pod (an init container or readiness probe)" }];
 }
 
@@ -151,11 +162,7 @@ function pkiManifest(cx: ExportContext, o: PkiOutput, i: number, names: NameSet)
     cx.findings.push({ where, why: `renewBefore ${rb} is a share of the certificate's lifetime, and without a ttl the lifetime is the role's: no expiryOffset (VSO renews at expiry)`, instead: 'set "ttl" or a duration renewBefore such as "240h"' });
   }
   const files = pkiFiles(o);
-  const templates: Record<string, string> = {};
-  for (const part of ["cert", "key", "ca", "fullchain"] as const) {
-    const file = files[part];
-    if (file) templates[secretKey(file)] = pkiTemplates(part, vsoAccess, true);
-  }
+  const templates = pkiSetTemplates(o, vsoAccess, true);
   if (files.ca || files.fullchain) {
     cx.findings.push({ where, why: "VSO asks Vault with remove_roots_from_chain=true: when the mount's ca_chain holds the root CA, ca.pem and fullchain.pem lack it" });
   }
