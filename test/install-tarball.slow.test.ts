@@ -6,7 +6,7 @@
  * in reach (the bundle carries its dependencies; the package has none).
  */
 import { execFile } from "node:child_process";
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -59,6 +59,7 @@ describe("npm pack + npm install -g", () => {
       "bin/vault-render.js",
       "dist/THIRD-PARTY-LICENSES.txt",
       "dist/cli.js",
+      "dist/hcl2json.wasm.gz",
       "dist/vault-layout.schema.json",
       "package.json",
       "schema/vault-layout.schema.json",
@@ -80,6 +81,31 @@ describe("npm pack + npm install -g", () => {
     expect(v).toEqual({ stdout: `${pkg.version}\n`, stderr: "" });
     const s = await run("vault-render", ["schema"], { cwd: work, env: cleanEnv(prefix) });
     expect(s.stdout).toBe(await readFile(path.join(ROOT, "schema", "vault-layout.schema.json"), "utf8"));
+  });
+
+  it("imports a Vault Agent HCL config (hcl2json's wasm ships in the package)", async () => {
+    const dir = await mkdtemp(path.join(work, "import-"));
+    const hcl = [
+      'auto_auth {',
+      '  method "approle" {',
+      '    config = {',
+      `      role_id_file_path   = "${dir}/agent/role_id"`,
+      `      secret_id_file_path = "${dir}/agent/secret_id"`,
+      '    }',
+      '  }',
+      '}',
+      'template {',
+      `  destination = "${dir}/srv/app/password"`,
+      '  contents    = "{{ with secret \\"secret/data/app\\" }}{{ .Data.data.password }}{{ end }}"',
+      '}',
+      '',
+    ].join("\n");
+    await writeFile(path.join(dir, "agent.hcl"), hcl);
+    const out = path.join(dir, "layout.json");
+    await run("vault-render", ["import", path.join(dir, "agent.hcl"), "--out", out], { cwd: dir, env: cleanEnv(prefix) });
+    const layout = JSON.parse(await readFile(out, "utf8")) as { sources: Record<string, unknown>; outputs: unknown[] };
+    expect(layout.sources).toEqual({ "secret-app": { type: "kv", mount: "secret", path: "app", kvVersion: 2 } });
+    expect(layout.outputs).toEqual([{ file: "password", format: "raw", value: "secret-app.password" }]);
   });
 
   it("syncs against the Vault double", async () => {
